@@ -1,0 +1,58 @@
+# iap-run-operator build entry points. Two commands matter on a fresh machine:
+#   make demo   - the whole story on the embedded local world
+#   make test   - installs what it needs, then lint, types, unit and integration tests
+# Slow artefacts (uv, the control-plane binary, helm, the base image) live in $(CACHE), keyed by inputs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export IAPRUN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/iap-run-operator
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+VENV := .venv
+PY := $(VENV)/bin/python
+UV = $(shell ./hack/bootstrap-uv.sh)
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tests
+EMULATOR_PORT ?= 8090
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock hack/uv-requirements.txt
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## create the Python environment from uv.lock
+
+.PHONY: tools
+tools: venv ## fetch pinned kubectl/helm and build the control plane (cached)
+	$(PY) -m testworld.tools all
+
+.PHONY: lint
+lint: venv ## ruff + mypy (strict on the package)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: unit
+unit: venv ## pure-logic tests (no servers)
+	$(VENV)/bin/pytest tests/unit -q
+
+.PHONY: test
+test: venv tools lint ## everything: lint, types, unit, integration
+	$(VENV)/bin/pytest -q
+
+.PHONY: cluster
+cluster: tools ## run the local control plane until interrupted; prints the KUBECONFIG to export
+	$(PY) -m testworld.cluster
+
+.PHONY: emulator
+emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$(EMULATOR_PORT)
+	$(PY) -m gcpemu --port $(EMULATOR_PORT)
+
+.PHONY: clean
+clean: ## remove the in-checkout environment (the user cache stays)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench

@@ -1,0 +1,1 @@
+"""A faithful local emulator of the Google Cloud APIs the operator calls."""
