@@ -1,0 +1,49 @@
+"""Command line entry point: ``iap-run-operator`` (or ``python -m iaprun_operator``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from iaprun_operator import __version__, settings
+from iaprun_operator.handlers import Runtime, register
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="iap-run-operator",
+        description="Reconciles IapRunService objects into Cloud Run services protected by Identity-Aware "
+        "Proxy. Configuration comes from IAPRUN_* environment variables (see docs/configuration.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--namespace", help="watch only this namespace (default: all namespaces)")
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = settings.from_env()
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    registry = kopf.OperatorRegistry()
+    register(registry, Runtime(settings=config))
+    namespace = args.namespace or config.watch_namespace
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=namespace is None,
+        namespaces=[namespace] if namespace else (),
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

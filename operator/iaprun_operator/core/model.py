@@ -1,0 +1,214 @@
+"""The typed model of an IapRunService spec, parsed and re-validated from the object body.
+
+The API server already enforces the CRD schema and CEL rules; the operator validates again because an
+object may predate a CRD upgrade, and because the fail-closed rules (never a public accessor) must hold
+even if the CRD were installed without them. Anything invalid becomes ``InvalidSpecError`` before any Google
+call is made.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from iaprun_operator.core.names import RESERVED_LABEL_PREFIX
+
+SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
+PROJECT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+_EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+MEMBER_RE = re.compile(
+    rf"^(?:(?:user|group|serviceAccount):{_EMAIL}"
+    r"|domain:[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    r"|principal://iam\.googleapis\.com/[!-~]+"
+    r"|principalSet://iam\.googleapis\.com/[!-~]+)$"
+)
+PUBLIC_MEMBERS = frozenset({"allusers", "allauthenticatedusers"})
+
+INGRESS = {
+    "All": "INGRESS_TRAFFIC_ALL",
+    "InternalOnly": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "InternalAndCloudLoadBalancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
+EXECUTION_ENVIRONMENT = {"Gen1": "EXECUTION_ENVIRONMENT_GEN1", "Gen2": "EXECUTION_ENVIRONMENT_GEN2"}
+LAUNCH_STAGES = ("GA", "BETA", "ALPHA")
+
+
+class InvalidSpecError(ValueError):
+    """The spec cannot be reconciled as written; the message says why."""
+
+
+class AccessorsPolicy(Enum):
+    AUTHORITATIVE = "Authoritative"
+    ADDITIVE = "Additive"
+
+
+class PublicInvokerPolicy(Enum):
+    REMOVE = "Remove"
+    REPORT = "Report"
+
+
+class DeletionPolicy(Enum):
+    DELETE = "Delete"
+    ABANDON = "Abandon"
+
+
+class Adoption(Enum):
+    NEVER = "Never"
+    IF_UNOWNED = "IfUnowned"
+
+
+@dataclass(frozen=True)
+class Accessor:
+    """One principal that may pass IAP, optionally until ``expires``."""
+
+    member: str
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IapSpec:
+    enabled: bool = True
+    accessors: tuple[Accessor, ...] = ()
+    policy: AccessorsPolicy = AccessorsPolicy.AUTHORITATIVE
+    public_invoker: PublicInvokerPolicy = PublicInvokerPolicy.REMOVE
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one IapRunService asks for, in the operator's own terms."""
+
+    region: str
+    service_name: str
+    template: Mapping[str, Any]
+    project_id: str | None = None
+    description: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ingress: str = "INGRESS_TRAFFIC_ALL"
+    launch_stage: str | None = None
+    iap: IapSpec = IapSpec()
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    adoption: Adoption = Adoption.NEVER
+
+
+def normalise_member(member: str) -> str:
+    """IAM compares emails case-insensitively and stores them lower-cased; so do we."""
+    kind, sep, rest = member.partition(":")
+    if sep and kind in {"user", "group", "serviceAccount", "domain"}:
+        return f"{kind}:{rest.lower()}"
+    return member
+
+
+def is_public_member(member: str) -> bool:
+    return member.strip().lower() in PUBLIC_MEMBERS
+
+
+def parse_timestamp(value: str) -> datetime:
+    """RFC 3339 as Kubernetes writes it (``Z`` suffix allowed); always timezone-aware UTC."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _enum(value: Any, kind: type[Enum], where: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(e.value) for e in kind)
+        raise InvalidSpecError(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
+    accessors: list[Accessor] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw or ()):
+        where = f"spec.iap.accessors[{index}]"
+        member = str(item.get("member", ""))
+        if is_public_member(member):
+            raise InvalidSpecError(f"{where}.member: {member!r} would make the service public; it is never allowed")
+        if not MEMBER_RE.match(member):
+            raise InvalidSpecError(f"{where}.member: {member!r} is not a supported IAM member")
+        member = normalise_member(member)
+        if member in seen:
+            raise InvalidSpecError(f"{where}.member: {member!r} is listed twice")
+        seen.add(member)
+        expires_raw = item.get("expires")
+        try:
+            expires = parse_timestamp(str(expires_raw)) if expires_raw else None
+        except ValueError:
+            raise InvalidSpecError(f"{where}.expires: {expires_raw!r} is not an RFC 3339 timestamp") from None
+        accessors.append(Accessor(member=member, expires=expires))
+    return tuple(accessors)
+
+
+def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's template uses Cloud Run v2 field names; only enum spellings differ."""
+    template = copy.deepcopy(dict(raw))
+    containers = template.get("containers") or []
+    if not containers:
+        raise InvalidSpecError("spec.template.containers: at least one container is required")
+    for index, container in enumerate(containers):
+        if not str(container.get("image", "")).strip():
+            raise InvalidSpecError(f"spec.template.containers[{index}].image: required")
+    env = template.get("executionEnvironment")
+    if env is not None:
+        if env not in EXECUTION_ENVIRONMENT:
+            raise InvalidSpecError(f"spec.template.executionEnvironment: {env!r} is not Gen1 or Gen2")
+        template["executionEnvironment"] = EXECUTION_ENVIRONMENT[env]
+    return template
+
+
+def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
+    """Parse ``spec`` of the object called ``name``; raise ``InvalidSpecError`` with a precise message."""
+    region = str(spec.get("region", ""))
+    if not REGION_RE.match(region):
+        raise InvalidSpecError(f"spec.region: {region!r} is not a Cloud Run region such as asia-northeast1")
+    service_name = str(spec.get("serviceName") or name)
+    if not SERVICE_NAME_RE.match(service_name):
+        raise InvalidSpecError(
+            f"serviceName {service_name!r}: Cloud Run service names are lowercase letters, digits and "
+            "hyphens, begin with a letter, do not end with a hyphen, and have at most 49 characters"
+        )
+    project_id = spec.get("projectID")
+    if project_id is not None and not PROJECT_ID_RE.match(str(project_id)):
+        raise InvalidSpecError(f"spec.projectID: {project_id!r} is not a Google Cloud project ID")
+    labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise InvalidSpecError(f"spec.labels: {key!r} uses the reserved prefix {RESERVED_LABEL_PREFIX!r}")
+    ingress_name = spec.get("ingress", "All")
+    if ingress_name not in INGRESS:
+        raise InvalidSpecError(f"spec.ingress: {ingress_name!r} is not one of {', '.join(INGRESS)}")
+    launch_stage = spec.get("launchStage")
+    if launch_stage is not None and launch_stage not in LAUNCH_STAGES:
+        raise InvalidSpecError(f"spec.launchStage: {launch_stage!r} is not one of {', '.join(LAUNCH_STAGES)}")
+    iap_raw = spec.get("iap") or {}
+    iap = IapSpec(
+        enabled=bool(iap_raw.get("enabled", True)),
+        accessors=_parse_accessors(iap_raw.get("accessors")),
+        policy=_enum(iap_raw.get("accessorsPolicy", "Authoritative"), AccessorsPolicy, "spec.iap.accessorsPolicy"),
+        public_invoker=_enum(
+            iap_raw.get("publicInvokerBindings", "Remove"),
+            PublicInvokerPolicy,
+            "spec.iap.publicInvokerBindings",
+        ),
+    )
+    return Spec(
+        region=region,
+        service_name=service_name,
+        template=_cloud_run_template(spec.get("template") or {}),
+        project_id=str(project_id) if project_id is not None else None,
+        description=str(spec.get("description", "")),
+        labels=labels,
+        ingress=INGRESS[ingress_name],
+        launch_stage=launch_stage,
+        iap=iap,
+        deletion_policy=_enum(spec.get("deletionPolicy", "Delete"), DeletionPolicy, "spec.deletionPolicy"),
+        adoption=_enum(spec.get("adoption", "Never"), Adoption, "spec.adoption"),
+    )

@@ -1,0 +1,170 @@
+"""Desired Cloud Run v2 Service from a spec, and the minimal update between desired and observed.
+
+Both sides are v2 JSON dicts (camelCase, enums by name) so that they compare directly with what the
+API returns. Cloud Run fills many server-side defaults into the template (ports, resources, probes,
+scaling, timeout), so the template is compared in two ways:
+
+- a hash of the desired template (kept in status as ``templateHash``) tells whether the *spec* changed
+  since the last successful apply: then the template is written, whatever Cloud Run reports;
+- otherwise the observed template must contain every value the spec declares (subset comparison after
+  normalising quantities): a mismatch is out-of-band drift and the template is written back.
+
+A field the spec does not declare is left to Cloud Run; that is what makes steady state write-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iaprun_operator.core.model import Spec
+from iaprun_operator.core.names import OWNER_ANNOTATION, OWNER_LABEL, Owner
+
+# Label keys that Google itself may put on a service; the operator never removes them.
+_SYSTEM_LABEL_PREFIXES = ("goog-", "cloud.googleapis.com", "run.googleapis.com")
+
+
+def template_hash(spec: Spec) -> str:
+    """A short fingerprint of what the spec asks for the template (and its launch stage)."""
+    canonical = json.dumps([spec.template, spec.launch_stage], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def ownership(service: Mapping[str, Any]) -> str | None:
+    """The owner label on an observed service, or None when nobody claims it."""
+    labels = service.get("labels") or {}
+    value = labels.get(OWNER_LABEL)
+    return str(value) if value else None
+
+
+def desired_labels(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] | None) -> dict[str, str]:
+    kept = {k: v for k, v in ((observed or {}).get("labels") or {}).items() if k.startswith(_SYSTEM_LABEL_PREFIXES)}
+    labels = {**kept, **spec.labels}
+    if owner is not None:
+        labels[OWNER_LABEL] = owner.label
+    return labels
+
+
+def desired_annotations(owner: Owner | None, observed: Mapping[str, Any] | None) -> dict[str, str]:
+    """Other tools' annotations are kept; only the operator's own key is managed."""
+    annotations = dict((observed or {}).get("annotations") or {})
+    annotations.pop(OWNER_ANNOTATION, None)
+    if owner is not None:
+        annotations[OWNER_ANNOTATION] = owner.readable
+    return annotations
+
+
+def desired_service(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The v2 Service body the operator writes (create body, or patch body with a mask)."""
+    service: dict[str, Any] = {
+        "labels": desired_labels(spec, owner, observed),
+        "annotations": desired_annotations(owner, observed),
+        "ingress": spec.ingress,
+        "iapEnabled": spec.iap.enabled,
+        "template": dict(spec.template),
+    }
+    if spec.description:
+        service["description"] = spec.description
+    if spec.launch_stage:
+        service["launchStage"] = spec.launch_stage
+    return service
+
+
+_CPU_RE = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+_MEM_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+_MEM_RE = re.compile(r"^(\d+)(k|M|G|Ki|Mi|Gi)?$")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def _normalise_scalar(key: str, value: Any) -> Any:
+    """Cloud Run may spell an equal value differently: "1000m" CPU is "1", int64 comes as a string."""
+    if isinstance(value, bool) or value is None:
+        return value
+    text = str(value)
+    if key == "cpu" and (m := _CPU_RE.match(text)):
+        number = float(m.group(1))
+        return number / 1000 if m.group(2) else number
+    if key == "memory" and (m := _MEM_RE.match(text)):
+        return int(m.group(1)) * _MEM_UNITS[m.group(2) or ""]
+    if (m := _DURATION_RE.match(text)) and key in {"timeout", "timeoutSeconds"}:
+        return float(m.group(1))
+    if isinstance(value, int | float):
+        return float(value)
+    if re.fullmatch(r"-?\d+", text):
+        return float(text)
+    return value
+
+
+def _is_empty(value: Any) -> bool:
+    return value in (None, False, 0, "", [], {})
+
+
+def contains(want: Any, have: Any, key: str = "") -> bool:
+    """True when ``have`` holds every value ``want`` declares (server defaults in ``have`` are fine)."""
+    if isinstance(want, Mapping):
+        if have is None:
+            return all(_is_empty(v) for v in want.values())
+        if not isinstance(have, Mapping):
+            return False
+        return all(contains(v, have.get(k), k) for k, v in want.items())
+    if isinstance(want, list):
+        have_list = have or []
+        if not isinstance(have_list, list) or len(have_list) != len(want):
+            return False
+        return all(contains(w, h, key) for w, h in zip(want, have_list, strict=True))
+    if have is None:
+        return _is_empty(want)
+    return bool(_normalise_scalar(key, want) == _normalise_scalar(key, have))
+
+
+@dataclass(frozen=True)
+class ServiceUpdate:
+    """The fields to write (``updateMask`` paths in camelCase) and why, for Events and logs."""
+
+    mask: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.mask)
+
+
+def plan_update(
+    desired: Mapping[str, Any], observed: Mapping[str, Any], *, applied_hash: str | None, desired_hash: str
+) -> ServiceUpdate:
+    """Which top-level fields differ between desired and observed; empty when nothing needs writing."""
+    mask: list[str] = []
+    reasons: list[str] = []
+
+    def differs(path: str, why: str) -> None:
+        mask.append(path)
+        reasons.append(why)
+
+    if dict(observed.get("labels") or {}) != dict(desired.get("labels") or {}):
+        differs("labels", "labels differ")
+    if dict(observed.get("annotations") or {}) != dict(desired.get("annotations") or {}):
+        differs("annotations", "ownership annotation differs")
+    if str(observed.get("description") or "") != str(desired.get("description") or ""):
+        differs("description", "description differs")
+    observed_ingress = observed.get("ingress") or "INGRESS_TRAFFIC_UNSPECIFIED"
+    if observed_ingress not in ("INGRESS_TRAFFIC_UNSPECIFIED", desired["ingress"]):
+        differs("ingress", f"ingress is {observed_ingress}, want {desired['ingress']}")
+    if bool(observed.get("iapEnabled")) != bool(desired["iapEnabled"]):
+        differs("iapEnabled", f"iapEnabled is {bool(observed.get('iapEnabled'))}, want {desired['iapEnabled']}")
+    if applied_hash != desired_hash:
+        differs("template", "the spec's template changed")
+    elif not contains(desired["template"], observed.get("template")):
+        differs("template", "the template was changed outside the operator")
+    if "template" in mask and "launchStage" in desired:
+        mask.append("launchStage")
+    return ServiceUpdate(mask=tuple(mask), reasons=tuple(reasons))
+
+
+def without_owner(observed: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels and annotations of an abandoned service: the operator's marks removed, nothing else."""
+    labels = {k: v for k, v in (observed.get("labels") or {}).items() if k != OWNER_LABEL}
+    annotations = {k: v for k, v in (observed.get("annotations") or {}).items() if k != OWNER_ANNOTATION}
+    return {"labels": labels, "annotations": annotations}

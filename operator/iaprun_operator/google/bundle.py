@@ -1,0 +1,50 @@
+"""All Google adapters of one operator process, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iaprun_operator.google.calls import Calls
+from iaprun_operator.google.cloudrun import CloudRun
+from iaprun_operator.google.credentials import credentials
+from iaprun_operator.google.discovery import DiscoveryClients
+from iaprun_operator.google.iap import Iap
+from iaprun_operator.google.projects import Projects
+from iaprun_operator.google.ratelimit import Limiter
+from iaprun_operator.settings import Settings
+
+
+@dataclass
+class Google:
+    run: CloudRun
+    iap: Iap
+    projects: Projects
+    calls: Calls
+
+    @classmethod
+    def build(cls, settings: Settings) -> Google:
+        creds = credentials(settings.google_api_endpoint)
+        calls = Calls(threads=max(4, settings.workers))
+        q = settings.quotas
+        limiter = Limiter(
+            {
+                "run_write": q.run_writes_per_minute,
+                "run_read": q.run_reads_per_minute,
+                "iap": q.iap_per_minute,
+                "crm": q.crm_per_minute,
+                "serviceusage": 240.0,
+            }
+        )
+        clients = DiscoveryClients(creds=creds, endpoint=settings.google_api_endpoint, timeout=settings.request_timeout)
+        return cls(
+            run=CloudRun(
+                calls=calls,
+                limiter=limiter,
+                creds=creds,
+                endpoint=settings.google_api_endpoint,
+                timeout=settings.request_timeout,
+            ),
+            iap=Iap(calls=calls, limiter=limiter, clients=clients),
+            projects=Projects(calls=calls, limiter=limiter, clients=clients),
+            calls=calls,
+        )

@@ -1,0 +1,165 @@
+"""Running blocking Google client calls from asyncio: rate limits, a thread pool, metrics, error kinds.
+
+The official clients are synchronous. Each call runs in a bounded thread pool so the event loop (and
+every other object's reconcile) keeps going; before it runs, it takes a token from its quota bucket;
+after, it is counted by API, method and HTTP code; a failure becomes a ``GoogleError`` with a ``Kind``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from google.api_core import exceptions as core_exceptions
+from googleapiclient.errors import HttpError
+
+from iaprun_operator import metrics
+from iaprun_operator.core.errors import GoogleError, Kind
+from iaprun_operator.google.ratelimit import TokenBucket
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_BY_STATUS = {
+    "ABORTED": Kind.CONFLICT,
+    "ALREADY_EXISTS": Kind.ALREADY_EXISTS,
+    "FAILED_PRECONDITION": Kind.FAILED_PRECONDITION,
+    "INVALID_ARGUMENT": Kind.INVALID,
+    "OUT_OF_RANGE": Kind.INVALID,
+    "NOT_FOUND": Kind.NOT_FOUND,
+    "PERMISSION_DENIED": Kind.PERMISSION,
+    "UNAUTHENTICATED": Kind.PERMISSION,
+    "RESOURCE_EXHAUSTED": Kind.RATE_LIMITED,
+    "UNAVAILABLE": Kind.TRANSIENT,
+    "DEADLINE_EXCEEDED": Kind.TRANSIENT,
+    "INTERNAL": Kind.TRANSIENT,
+    "UNKNOWN": Kind.TRANSIENT,
+}
+_RATE_REASONS = {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+
+
+def kind_for(code: int, status: str, reason: str) -> Kind:
+    """The kind of a Google error from its HTTP code, ``error.status`` and ErrorInfo reason."""
+    if reason in _RATE_REASONS or code == 429:
+        return Kind.RATE_LIMITED
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if code in (408, 500, 502, 503, 504) or code >= 500:
+        return Kind.TRANSIENT
+    return {
+        400: Kind.INVALID,
+        401: Kind.PERMISSION,
+        403: Kind.PERMISSION,
+        404: Kind.NOT_FOUND,
+        409: Kind.CONFLICT,
+        412: Kind.CONFLICT,
+    }.get(code, Kind.TRANSIENT)
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_body(raw: bytes | str | None) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _reason_of(error: dict[str, Any]) -> str:
+    for detail in error.get("details") or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            return str(detail.get("reason", ""))
+    for legacy in error.get("errors") or ():
+        if isinstance(legacy, dict) and legacy.get("reason"):
+            return str(legacy["reason"])
+    return ""
+
+
+def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError | None:
+    """Map a client exception to a ``GoogleError``; None for exceptions that are bugs, not API answers."""
+    if isinstance(exc, core_exceptions.GoogleAPICallError):
+        response = getattr(exc, "response", None)
+        error = _error_body(getattr(response, "content", None)) if response is not None else {}
+        code = int(exc.code or 0) if isinstance(exc.code, int) else int(getattr(exc.code, "value", [0])[0] or 0)
+        status = str(error.get("status", ""))
+        reason = getattr(exc, "reason", None) or _reason_of(error)
+        message = str(error.get("message") or exc.message)
+        headers = getattr(response, "headers", None)
+        return GoogleError(
+            kind_for(code, status, reason),
+            message,
+            api=api,
+            method=method,
+            code=code,
+            reason=reason,
+            retry_after=_retry_after(headers),
+        )
+    if isinstance(exc, HttpError):
+        error = _error_body(exc.content)
+        code = int(exc.status_code or 0)
+        reason = _reason_of(error)
+        message = str(error.get("message") or exc.reason or exc)
+        return GoogleError(
+            kind_for(code, str(error.get("status", "")), reason),
+            message,
+            api=api,
+            method=method,
+            code=code,
+            reason=reason,
+            retry_after=_retry_after(exc.resp),
+        )
+    if isinstance(exc, requests.exceptions.RequestException | socket.timeout | TimeoutError | ConnectionError):
+        return GoogleError(Kind.TRANSIENT, f"{type(exc).__name__}: {exc}", api=api, method=method)
+    if isinstance(exc, core_exceptions.RetryError):
+        return GoogleError(Kind.TRANSIENT, str(exc), api=api, method=method)
+    return None
+
+
+class Calls:
+    """The one place blocking Google calls are made from."""
+
+    def __init__(self, *, threads: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="google")
+
+    async def run(self, api: str, method: str, bucket: TokenBucket | None, fn: Callable[[], T]) -> T:
+        if bucket is not None:
+            await bucket.acquire(api)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        code = "200"
+        try:
+            return await loop.run_in_executor(self._pool, fn)
+        except Exception as exc:
+            error = to_google_error(exc, api=api, method=method)
+            if error is None:
+                code = "exception"
+                raise
+            code = str(error.code or error.kind.value)
+            if error.kind is Kind.RATE_LIMITED:
+                metrics.RATE_LIMITED.labels(api).inc()
+                if bucket is not None:
+                    bucket.pause(error.retry_after or 10.0)
+            raise error from exc
+        finally:
+            metrics.GOOGLE_REQUESTS.labels(api, method, code).inc()
+            metrics.GOOGLE_SECONDS.labels(api, method).observe(time.monotonic() - started)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

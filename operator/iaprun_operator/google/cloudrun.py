@@ -1,0 +1,152 @@
+"""Cloud Run Admin API v2 adapter (``google-cloud-run`` run_v2, REST transport).
+
+Services travel as v2 JSON dicts (camelCase, enums by name) so the core compares them with plain
+equality. Writes return as soon as Google has accepted the long-running operation: the loop never holds
+a worker while Cloud Run works, it reads the service's ``reconciling``/``terminalCondition`` next pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import Credentials
+from google.cloud import run_v2
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import field_mask_pb2, json_format
+
+from iaprun_operator.core.errors import GoogleError, Kind
+from iaprun_operator.core.names import ServiceRef
+from iaprun_operator.google.calls import Calls, kind_for
+from iaprun_operator.google.ratelimit import Limiter
+
+API = "run"
+_CODE_NAMES = {9: "FAILED_PRECONDITION", 3: "INVALID_ARGUMENT", 7: "PERMISSION_DENIED", 5: "NOT_FOUND"}
+_HTTP_FOR_CODE = {3: 400, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 13: 500, 14: 503, 4: 504}
+
+
+def service_to_dict(service: run_v2.Service) -> dict[str, Any]:
+    text = run_v2.Service.to_json(service, including_default_value_fields=False, use_integers_for_enums=False)
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def service_from_dict(body: Mapping[str, Any]) -> run_v2.Service:
+    service: run_v2.Service = run_v2.Service.from_json(json.dumps(body), ignore_unknown_fields=False)
+    return service
+
+
+def policy_to_dict(policy: policy_pb2.Policy) -> dict[str, Any]:
+    body: dict[str, Any] = json_format.MessageToDict(policy)
+    return body
+
+
+def policy_from_dict(body: Mapping[str, Any]) -> policy_pb2.Policy:
+    return json_format.ParseDict(dict(body), policy_pb2.Policy())
+
+
+def _to_snake(path: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in path)
+
+
+class CloudRun:
+    """Find / create / update / delete of one service, and its IAM policy."""
+
+    def __init__(self, *, calls: Calls, limiter: Limiter, creds: Credentials, endpoint: str | None, timeout: float):
+        options = ClientOptions(api_endpoint=endpoint) if endpoint else None
+        self._client = run_v2.ServicesClient(credentials=creds, transport="rest", client_options=options)
+        self._calls = calls
+        self._limiter = limiter
+        self._timeout = timeout
+
+    def _reads(self, ref: ServiceRef) -> Any:
+        return self._limiter.bucket("run_read", ref.project, ref.region)
+
+    def _writes(self, ref: ServiceRef) -> Any:
+        return self._limiter.bucket("run_write", ref.project, ref.region)
+
+    async def get(self, ref: ServiceRef) -> dict[str, Any] | None:
+        """The observed service, or None when it does not exist."""
+
+        def call() -> run_v2.Service:
+            return self._client.get_service(name=ref.name, timeout=self._timeout)
+
+        try:
+            return service_to_dict(await self._calls.run(API, "services.get", self._reads(ref), call))
+        except GoogleError as error:
+            if error.kind is Kind.NOT_FOUND:
+                return None
+            raise
+
+    @staticmethod
+    def _started(operation: Any, method: str) -> str:
+        """The operation's name; an operation that already failed raises its error."""
+        raw = operation.operation
+        if raw.done and raw.HasField("error"):
+            code = int(raw.error.code)
+            http = _HTTP_FOR_CODE.get(code, 500)
+            status = _CODE_NAMES.get(code, "")
+            raise GoogleError(kind_for(http, status, ""), raw.error.message, api=API, method=method, code=http)
+        return str(raw.name)
+
+    async def create(self, ref: ServiceRef, body: Mapping[str, Any]) -> str:
+        request = run_v2.CreateServiceRequest(
+            parent=ref.parent, service=service_from_dict(body), service_id=ref.service
+        )
+        op = await self._calls.run(
+            API,
+            "services.create",
+            self._writes(ref),
+            lambda: self._client.create_service(request=request, timeout=self._timeout),
+        )
+        return self._started(op, "services.create")
+
+    async def update(self, ref: ServiceRef, body: Mapping[str, Any], mask: Sequence[str]) -> str:
+        service = service_from_dict({**body, "name": ref.name})
+        request = run_v2.UpdateServiceRequest(
+            service=service, update_mask=field_mask_pb2.FieldMask(paths=[_to_snake(p) for p in mask])
+        )
+        op = await self._calls.run(
+            API,
+            "services.patch",
+            self._writes(ref),
+            lambda: self._client.update_service(request=request, timeout=self._timeout),
+        )
+        return self._started(op, "services.patch")
+
+    async def delete(self, ref: ServiceRef) -> str | None:
+        """Start deleting; None when the service is already gone (NotFound on delete is success)."""
+        try:
+            op = await self._calls.run(
+                API,
+                "services.delete",
+                self._writes(ref),
+                lambda: self._client.delete_service(name=ref.name, timeout=self._timeout),
+            )
+        except GoogleError as error:
+            if error.kind is Kind.NOT_FOUND:
+                return None
+            raise
+        return self._started(op, "services.delete")
+
+    async def get_iam_policy(self, ref: ServiceRef) -> dict[str, Any]:
+        request = iam_policy_pb2.GetIamPolicyRequest(resource=ref.name)
+        request.options.requested_policy_version = 3
+        policy = await self._calls.run(
+            API,
+            "services.getIamPolicy",
+            self._reads(ref),
+            lambda: self._client.get_iam_policy(request=request, timeout=self._timeout),
+        )
+        return policy_to_dict(policy)
+
+    async def set_iam_policy(self, ref: ServiceRef, policy: Mapping[str, Any]) -> dict[str, Any]:
+        request = iam_policy_pb2.SetIamPolicyRequest(resource=ref.name, policy=policy_from_dict(policy))
+        written = await self._calls.run(
+            API,
+            "services.setIamPolicy",
+            self._writes(ref),
+            lambda: self._client.set_iam_policy(request=request, timeout=self._timeout),
+        )
+        return policy_to_dict(written)

@@ -1,0 +1,198 @@
+"""The kopf wiring: which events run the reconcile loop, and how its results reach Kubernetes.
+
+Thin on purpose: every decision lives in ``reconcile`` and ``core``. Here we only
+- run one reconcile for create, update and resume (one handler id, so progress is keyed once),
+- wake each object on a timer for drift checks (interval per object, jittered) and accessor expiry,
+- finalise on deletion,
+- write the returned status through kopf's patch (observedGeneration with the conditions), post Events,
+  and turn "come back later" into ``kopf.TemporaryError`` with a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from iaprun_operator import metrics
+from iaprun_operator.core.model import parse_timestamp
+from iaprun_operator.google.bundle import Google
+from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile
+from iaprun_operator.settings import Settings
+
+GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
+PREFIX = "iaprun.dev"
+DRIFT_ANNOTATION = "iaprun.dev/drift-interval"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    uid: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+@dataclass
+class Runtime:
+    """What handlers share: settings, the Google adapters, and the cluster's identity."""
+
+    settings: Settings
+    google: Google | None = None
+    cluster_id: str = ""
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def backoff(retry: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter on the top half, so retries of many objects spread out."""
+    delay = min(cap, base * (1.5**retry))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def drift_interval(annotations: Mapping[str, str], default: float) -> float:
+    raw = annotations.get(DRIFT_ANNOTATION, "")
+    try:
+        return max(1.0, float(raw.removesuffix("s"))) if raw else default
+    except ValueError:
+        return default
+
+
+def _now(settings: Settings) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=settings.clock_offset)
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    settings = runtime.settings
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = f"{PREFIX}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=PREFIX, key="last-handled-configuration"
+        )
+        settings.posting.reporting_component = "iap-run-operator"
+        settings.posting.level = logging.WARNING  # Events come from the loop, not from kopf's log lines
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 30
+        settings.networking.request_timeout = 60
+        settings.batching.worker_limit = runtime.settings.workers
+        settings.execution.max_workers = runtime.settings.workers
+        runtime.google = Google.build(runtime.settings)
+        metrics.serve(runtime.settings.metrics_port)
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        if runtime.google is not None:
+            runtime.google.calls.close()
+
+    @kopf.index("", "v1", "namespaces", registry=registry)
+    def namespaces(
+        name: str, uid: str, labels: Mapping[str, str], annotations: Mapping[str, str], **_: Any
+    ) -> dict[str, NamespaceInfo]:
+        return {name: NamespaceInfo(uid=uid, labels=dict(labels), annotations=dict(annotations))}
+
+    def view(body: kopf.Body, index: kopf.Index[str, NamespaceInfo]) -> ObjectView:
+        namespace = str(body.metadata.namespace)
+        info = next(iter(index.get(namespace, [])), None)
+        if not runtime.cluster_id:
+            system = next(iter(index.get("kube-system", [])), None)
+            runtime.cluster_id = settings.cluster_id or (system.uid if system else "cluster")
+        return ObjectView(
+            namespace=namespace,
+            name=str(body.metadata.name),
+            generation=int(body.metadata.get("generation") or 0),
+            spec=dict(body.spec),
+            status=dict(body.status),
+            cluster_id=runtime.cluster_id,
+            namespace_labels=info.labels if info else {},
+            namespace_annotations=info.annotations if info else {},
+        )
+
+    def publish(result: Result, body: kopf.Body, patch: kopf.Patch) -> None:
+        for key, value in result.status.items():
+            patch.status[key] = value
+        for event in result.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+    async def run_pass(body: kopf.Body, patch: kopf.Patch, index: kopf.Index[str, NamespaceInfo]) -> Result:
+        assert runtime.google is not None
+        started = time.monotonic()
+        async with runtime.lock(str(body.metadata.uid)):
+            result = await reconcile(view(body, index), runtime.google, settings, _now(settings))
+        outcome = result.requeue or "settled"
+        metrics.RECONCILES.labels(outcome).inc()
+        metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
+        publish(result, body, patch)
+        return result
+
+    def come_back(result: Result, retry: int) -> None:
+        if result.requeue == "progress":
+            raise kopf.TemporaryError(result.message, delay=backoff(retry, base=1.0, cap=15.0))
+        if result.requeue == "retry":
+            delay = result.retry_after or backoff(retry, base=2.0, cap=300.0)
+            raise kopf.TemporaryError(result.message, delay=delay)
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    async def reconcile_handler(body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, **kwargs: Any) -> None:
+        result = await run_pass(body, patch, kwargs["namespaces"])
+        memo["next_drift"] = _next_drift(body, settings)
+        come_back(result, retry)
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="drift",
+        registry=registry,
+        interval=settings.timer_tick,
+        initial_delay=settings.timer_tick,
+    )
+    async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
+        if not _drift_due(body, memo, settings):
+            return
+        memo["next_drift"] = _next_drift(body, settings)
+        await run_pass(body, patch, kwargs["namespaces"])
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="finalize", registry=registry)
+    async def finalize_handler(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        assert runtime.google is not None
+        async with runtime.lock(str(body.metadata.uid)):
+            result = await finalize(view(body, kwargs["namespaces"]), runtime.google, deleting_started=retry > 0)
+        for event in result.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if not result.done:
+            come_back(result, retry)
+        runtime.locks.pop(str(body.metadata.uid), None)
+
+
+def _next_drift(body: kopf.Body, settings: Settings) -> float:
+    interval = drift_interval(body.metadata.annotations, settings.drift_interval)
+    jitter = interval * settings.drift_jitter
+    return time.monotonic() + interval + random.uniform(-jitter, jitter)
+
+
+def _drift_due(body: kopf.Body, memo: Any, settings: Settings) -> bool:
+    """A drift check is due at the object's own interval, or earlier when an accessor expires."""
+    if time.monotonic() >= float(memo.get("next_drift") or 0.0):
+        return True
+    expiry = (body.status.get("iap") or {}).get("nextExpiry")
+    if expiry:
+        try:
+            return parse_timestamp(str(expiry)) <= _now(settings)
+        except ValueError:
+            return True
+    return False

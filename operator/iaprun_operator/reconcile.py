@@ -1,0 +1,443 @@
+"""One level-triggered reconcile pass of an IapRunService, and its deletion.
+
+It observes Google, compares with the spec, writes only what differs, and returns the status to write,
+the Events to post and when to come back. It never trusts what it did last time, never waits for a
+long-running operation (it reads the service's state next pass), and never touches a service it does
+not own. Kubernetes I/O stays in ``handlers``; Google I/O goes through the adapters in ``google``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from iaprun_operator import metrics
+from iaprun_operator.core import conditions as cond
+from iaprun_operator.core import tenancy
+from iaprun_operator.core.errors import GoogleError, Kind
+from iaprun_operator.core.iam import format_time, plan_accessors, plan_invoker
+from iaprun_operator.core.model import InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
+from iaprun_operator.core.names import Owner, ServiceRef, iap_service_agent
+from iaprun_operator.core.service import desired_service, ownership, plan_update, template_hash, without_owner
+from iaprun_operator.google.bundle import Google
+from iaprun_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROJECT_ANNOTATION = "iaprun.dev/default-project"
+IAM_ATTEMPTS = 4
+AGENT_NOT_READY_DELAY = 15.0
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """What the loop needs to know about the Kubernetes object and its namespace."""
+
+    namespace: str
+    name: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    cluster_id: str
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.cluster_id, self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Result:
+    """The outcome of one pass: status fields to write, Events, and when to look again."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    requeue: str | None = None
+    """None: settled. "progress": work in flight, poll soon. "retry": a transient failure, back off."""
+    retry_after: float | None = None
+    message: str = ""
+    done: bool = False
+    """Deletion only: the finalizer may go."""
+
+
+class _Pass:
+    """State of one reconcile pass, so the steps read as a list."""
+
+    def __init__(self, obj: ObjectView, google: Google, settings: Settings, now: datetime) -> None:
+        self.obj = obj
+        self.google = google
+        self.settings = settings
+        self.now = now
+        self.result = Result()
+        self.steps: list[cond.Condition] = []
+        self.progress: cond.Progress | None = None
+        self.failure: cond.Failure | None = None
+        self.revision_failure: cond.Failure | None = None
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.result.events.append(Event(kind, reason, message))
+
+    def finish(self) -> Result:
+        if self.failure is None and self.progress is None:
+            self.failure = self.revision_failure
+        rendered = cond.render(
+            cond.summarise(self.steps, progress=self.progress, failure=self.failure),
+            self.obj.status.get("conditions") or (),
+            generation=self.obj.generation,
+            now=self.now,
+        )
+        self.result.status["conditions"] = rendered
+        self.result.status["observedGeneration"] = self.obj.generation
+        if self.failure is not None and not self.failure.stalled:
+            self.result.requeue = "retry"
+            self.result.message = self.failure.message
+        elif self.progress is not None:
+            self.result.requeue = "progress"
+            self.result.message = self.progress.message
+        return self.result
+
+
+def resolve_project(obj: ObjectView, spec: Spec, settings: Settings) -> str | None:
+    return spec.project_id or obj.namespace_annotations.get(DEFAULT_PROJECT_ANNOTATION) or settings.default_project
+
+
+def _failure_for(error: GoogleError) -> cond.Failure:
+    if error.kind is Kind.PERMISSION:
+        return cond.Failure("PermissionDenied", error.message, stalled=True)
+    if error.kind in (Kind.INVALID, Kind.FAILED_PRECONDITION):
+        return cond.Failure("UpdateFailed", error.message, stalled=True)
+    if error.kind is Kind.RATE_LIMITED:
+        return cond.Failure("RateLimited", error.message, stalled=False)
+    return cond.Failure("UpdateFailed", error.message, stalled=False)
+
+
+async def reconcile(obj: ObjectView, google: Google, settings: Settings, now: datetime) -> Result:
+    """One pass: parse, authorise, observe, act, report."""
+    p = _Pass(obj, google, settings, now)
+    try:
+        spec = parse_spec(obj.spec, name=obj.name)
+    except InvalidSpecError as error:
+        p.failure = cond.Failure("InvalidSpec", str(error), stalled=True)
+        return p.finish()
+    project = resolve_project(obj, spec, settings)
+    if not project:
+        p.failure = cond.Failure(
+            "InvalidSpec",
+            f"no project: set spec.projectID, the namespace annotation {DEFAULT_PROJECT_ANNOTATION}, "
+            "or the operator's default project",
+            stalled=True,
+        )
+        return p.finish()
+    pinned = obj.status.get("projectID")
+    if pinned and pinned != project:
+        p.failure = cond.Failure(
+            "ProjectChanged",
+            f"this object manages a service in project {pinned!r}; it now resolves to {project!r}. "
+            "Projects are immutable: restore the namespace default or recreate the object",
+            stalled=True,
+        )
+        return p.finish()
+    denied = tenancy.check(
+        settings.tenancy,
+        namespace=obj.namespace,
+        namespace_labels=obj.namespace_labels,
+        project=project,
+        region=spec.region,
+        members=[a.member for a in spec.iap.accessors],
+    )
+    if denied:
+        p.failure = cond.Failure("PolicyDenied", denied, stalled=True)
+        return p.finish()
+
+    ref = ServiceRef(project, spec.region, spec.service_name)
+    p.result.status.update(projectID=project, region=spec.region, serviceName=spec.service_name, externalRef=ref.name)
+    try:
+        number = await google.projects.number(project)
+        p.result.status["projectNumber"] = number
+        observed = await _service_step(p, spec, ref)
+        if observed is not None and p.failure is None:
+            agent = iap_service_agent(number)
+            if spec.iap.enabled:
+                agent = await google.projects.iap_agent(project, number)
+            await _invoker_step(p, spec, ref, agent)
+            if p.failure is None:
+                await _accessor_step(p, spec, ref, number, agent)
+    except GoogleError as error:
+        p.failure = _failure_for(error)
+        p.result.retry_after = error.retry_after
+        p.event("Warning", p.failure.reason, f"{error.api} {error.method}: {error.message}")
+    return p.finish()
+
+
+async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any] | None:
+    """Create, adopt or update the Cloud Run service; returns what was observed (None: not usable)."""
+    owner = p.obj.owner
+    observed = await p.google.run.get(ref)
+    desired_hash = template_hash(spec)
+    if observed is None:
+        if p.obj.status.get("externalRef") == ref.name and p.obj.status.get("templateHash"):
+            p.event("Warning", "Recreating", f"{ref.name} disappeared outside the operator; creating it again")
+        await p.google.run.create(ref, desired_service(spec, owner))
+        p.result.status["templateHash"] = desired_hash
+        p.event("Normal", "Created", f"Creating Cloud Run service {ref.name} with IAP {_on_off(spec)}")
+        p.progress = cond.Progress("Creating", f"Cloud Run is creating {ref.name}")
+        p.steps += [
+            cond.Condition(cond.SERVICE_READY, False, "Creating", "Cloud Run is deploying the first revision"),
+            cond.Condition(
+                cond.IAP_ENABLED,
+                True,
+                "Enabled" if spec.iap.enabled else "Disabled",
+                "Set when the service was created",
+            ),
+        ]
+        # The service exists from now on: its IAM can be set in this same pass.
+        return {"name": ref.name}
+
+    claimed = ownership(observed)
+    if claimed != owner.label:
+        if claimed is None and spec.adoption.value == "IfUnowned":
+            p.event(
+                "Normal",
+                "Adopting",
+                f"Taking over unowned Cloud Run service {ref.name} (adoption: IfUnowned)",
+            )
+        else:
+            holder = "another IapRunService or cluster" if claimed else "nobody (it was not created by this operator)"
+            p.failure = cond.Failure(
+                "ManagementConflict",
+                f"Cloud Run service {ref.name} exists and is owned by {holder}; it was left untouched. "
+                "Set spec.adoption: IfUnowned to take over an unowned service",
+                stalled=True,
+            )
+            return None
+
+    desired = desired_service(spec, owner, observed)
+    update = plan_update(desired, observed, applied_hash=p.obj.status.get("templateHash"), desired_hash=desired_hash)
+    _observe_service(p, observed)
+    if update:
+        await p.google.run.update(ref, desired, update.mask)
+        p.result.status["templateHash"] = desired_hash
+        p.event("Normal", "Updated", f"Updating {', '.join(update.mask)}: {'; '.join(update.reasons)}")
+        p.progress = cond.Progress("Updating", f"Cloud Run is applying {', '.join(update.mask)}")
+        p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Updating", "; ".join(update.reasons)))
+        p.steps.append(_iap_condition(spec, bool(observed.get("iapEnabled")), pending="iapEnabled" in update.mask))
+        return observed
+
+    p.result.status["templateHash"] = desired_hash
+    p.steps.append(_iap_condition(spec, bool(observed.get("iapEnabled")), pending=False))
+    terminal = observed.get("terminalCondition") or {}
+    state = terminal.get("state", "")
+    if observed.get("reconciling"):
+        p.progress = cond.Progress("Updating", f"Cloud Run is rolling out {ref.name}")
+        p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Reconciling", "Cloud Run is rolling out a revision"))
+    elif state == "CONDITION_FAILED":
+        reason = _camel(str(terminal.get("reason") or terminal.get("revisionReason") or "RevisionFailed"))
+        message = str(terminal.get("message") or "Cloud Run reports the service failed")
+        p.steps.append(cond.Condition(cond.SERVICE_READY, False, reason, message))
+        if p.obj.status.get("latestCreatedRevision") != observed.get("latestCreatedRevision"):
+            p.event("Warning", reason, message)
+        # The service exists, so its IAM is still kept right while the revision is broken.
+        p.revision_failure = cond.Failure(reason, message, stalled=True)
+    elif state == "CONDITION_SUCCEEDED":
+        p.steps.append(cond.Condition(cond.SERVICE_READY, True, "Ready", "Cloud Run reports the service ready"))
+    else:
+        p.progress = cond.Progress("Updating", f"Cloud Run reports {state or 'no state'} for {ref.name}")
+        p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Pending", f"Cloud Run state {state or 'unknown'}"))
+    return observed
+
+
+def _observe_service(p: _Pass, observed: Mapping[str, Any]) -> None:
+    for key in ("latestReadyRevision", "latestCreatedRevision"):
+        if observed.get(key):
+            p.result.status[key] = observed[key]
+    if observed.get("uri"):
+        p.result.status["url"] = observed["uri"]
+
+
+def _iap_condition(spec: Spec, observed: bool, *, pending: bool) -> cond.Condition:
+    if pending or observed != spec.iap.enabled:
+        return cond.Condition(cond.IAP_ENABLED, False, "Updating", f"Setting iapEnabled to {spec.iap.enabled}")
+    if spec.iap.enabled:
+        return cond.Condition(cond.IAP_ENABLED, True, "Enabled", "IAP is enabled on the service")
+    return cond.Condition(cond.IAP_ENABLED, True, "Disabled", "IAP is disabled as declared (invoker IAM still applies)")
+
+
+def _on_off(spec: Spec) -> str:
+    return "enabled" if spec.iap.enabled else "disabled"
+
+
+def _camel(reason: str) -> str:
+    if reason.isupper() or "_" in reason:
+        return "".join(part.capitalize() for part in reason.lower().split("_"))
+    return reason
+
+
+async def _read_modify_write(
+    read: Callable[[], Awaitable[dict[str, Any]]],
+    plan: Callable[[dict[str, Any]], Any],
+    write: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Any:
+    """Read, plan and write a policy with its etag; a concurrent change (ABORTED) restarts the cycle."""
+    for attempt in range(IAM_ATTEMPTS):
+        decided = plan(await read())
+        if decided.policy is None:
+            return decided
+        try:
+            await write(decided.policy)
+            return decided
+        except GoogleError as error:
+            if error.kind is not Kind.CONFLICT or attempt == IAM_ATTEMPTS - 1:
+                raise
+            log.info("IAM policy changed concurrently; retrying the read-modify-write (%s)", error.message)
+    raise AssertionError("unreachable")
+
+
+async def _invoker_step(p: _Pass, spec: Spec, ref: ServiceRef, agent: str) -> None:
+    member = f"serviceAccount:{agent}"
+    remove_public = spec.iap.public_invoker is PublicInvokerPolicy.REMOVE
+
+    def plan(policy: dict[str, Any]) -> Any:
+        return plan_invoker(
+            policy,
+            agent_member=member,
+            grant=spec.iap.enabled,
+            remove_public=remove_public,
+            protect=spec.iap.enabled,
+        )
+
+    try:
+        decided = await _read_modify_write(
+            lambda: p.google.run.get_iam_policy(ref), plan, lambda pol: p.google.run.set_iam_policy(ref, pol)
+        )
+    except GoogleError as error:
+        if error.kind is Kind.INVALID and "does not exist" in error.message:
+            # First use of IAP in a project: the agent takes a while to become usable (gcloud waits too).
+            p.steps.append(cond.Condition(cond.INVOKER_GRANTED, False, "ServiceAgentNotReady", error.message))
+            p.failure = cond.Failure(
+                "DependencyNotReady", f"IAP service agent not usable yet: {error.message}", stalled=False
+            )
+            p.result.retry_after = AGENT_NOT_READY_DELAY
+            return
+        raise
+    if decided.public_members:
+        metrics.PUBLIC_INVOKER_FOUND.inc(len(decided.public_members))
+        action = "removed" if decided.removed_public else "kept (publicInvokerBindings: Report)"
+        p.event(
+            "Warning",
+            "PublicInvokerBinding",
+            f"run.invoker was granted to {', '.join(decided.public_members)} on {ref.name}; {action}",
+        )
+    if decided.policy is not None and spec.iap.enabled:
+        p.event("Normal", "InvokerGranted", f"Granted roles/run.invoker on {ref.service} to {member}")
+    elif decided.policy is not None and not decided.removed_public:
+        p.event("Normal", "InvokerRevoked", f"Removed roles/run.invoker of {member} (IAP is off)")
+    p.result.status.setdefault("iap", {})["serviceAgent"] = agent
+    if spec.iap.enabled:
+        p.steps.append(
+            cond.Condition(cond.INVOKER_GRANTED, True, "Granted", f"{member} holds roles/run.invoker on the service")
+        )
+    else:
+        p.steps.append(cond.Condition(cond.INVOKER_GRANTED, True, "NotRequired", "IAP is off; no agent grant needed"))
+
+
+async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, agent: str) -> None:
+    resource = ref.iap_resource(number)
+    ledger: Sequence[str] = (p.obj.status.get("iap") or {}).get("addedMembers") or ()
+
+    def plan(policy: dict[str, Any]) -> Any:
+        return plan_accessors(policy, spec.iap.accessors, mode=spec.iap.policy, ledger=ledger, now=p.now)
+
+    decided = await _read_modify_write(
+        lambda: p.google.iap.get_iam_policy(resource, ref.project),
+        plan,
+        lambda pol: p.google.iap.set_iam_policy(resource, ref.project, pol),
+    )
+    if decided.added:
+        p.event(
+            "Normal",
+            "AccessGranted",
+            f"roles/iap.httpsResourceAccessor granted to {', '.join(decided.added)}",
+        )
+    if decided.removed:
+        p.event(
+            "Normal",
+            "AccessRevoked",
+            f"roles/iap.httpsResourceAccessor removed from {', '.join(decided.removed)}",
+        )
+    if decided.expired:
+        p.event("Normal", "AccessExpired", f"Access expired for {', '.join(decided.expired)}")
+    metrics.FOREIGN_MEMBERS.set(p.obj.owner.readable, len(decided.foreign))
+    iap_status = p.result.status.setdefault("iap", {})
+    iap_status.update(
+        serviceAgent=agent,
+        resource=resource,
+        accessors=[
+            {"member": a.member, **({"expires": format_time(a.expires)} if a.expires else {})}
+            for a in decided.effective
+        ],
+        foreignMembers=list(decided.foreign),
+        addedMembers=list(decided.ledger),
+        nextExpiry=format_time(decided.next_expiry) if decided.next_expiry else None,
+    )
+    p.steps.append(
+        cond.Condition(
+            cond.ACCESSORS_SYNCED,
+            True,
+            "Synced",
+            f"{len(decided.effective)} accessor(s) hold roles/iap.httpsResourceAccessor",
+        )
+    )
+
+
+async def finalize(obj: ObjectView, google: Google, *, deleting_started: bool) -> Result:
+    """Deletion: Delete removes the service and waits; Abandon removes only the ownership marks."""
+    result = Result()
+    status = obj.status
+    external = status.get("externalRef")
+    if not external or not status.get("projectID"):
+        result.done = True  # nothing was ever created
+        return result
+    ref = ServiceRef(str(status["projectID"]), str(status["region"]), str(status["serviceName"]))
+    policy = obj.spec.get("deletionPolicy") or "Delete"
+    try:
+        observed = await google.run.get(ref)
+        if observed is None:
+            result.done = True
+            return result
+        if ownership(observed) != obj.owner.label:
+            result.events.append(Event("Normal", "NotOwned", f"{ref.name} is not owned by this object; left as is"))
+            result.done = True
+            return result
+        if policy == "Abandon":
+            await google.run.update(ref, without_owner(observed), ("labels", "annotations"))
+            result.events.append(
+                Event(
+                    "Normal",
+                    "Abandoned",
+                    f"{ref.name} left running with IAP and access intact; ownership marks removed",
+                )
+            )
+            result.done = True
+            return result
+        if not deleting_started or not observed.get("reconciling"):
+            await google.run.delete(ref)
+            result.events.append(Event("Normal", "Deleting", f"Deleting Cloud Run service {ref.name}"))
+        result.requeue = "progress"
+        result.message = f"waiting for Cloud Run to delete {ref.name}"
+    except GoogleError as error:
+        result.requeue = "retry"
+        result.retry_after = error.retry_after
+        result.message = f"{error.api} {error.method}: {error.message}"
+        result.events.append(Event("Warning", "DeleteFailed", result.message))
+    return result

@@ -1,0 +1,102 @@
+"""Operator settings: one object, read once from the environment (the Helm chart sets these).
+
+Every knob has a default that is right for production on GKE; tests and the demo override a few
+(``IAPRUN_GOOGLE_API_ENDPOINT`` points all Google clients at the local emulator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iaprun_operator.core.tenancy import TenancyPolicy
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """Client-side token buckets, per API, project and region, sized like Google's default quotas."""
+
+    run_writes_per_minute: float = 60.0
+    """Cloud Run Admin API writes per minute per project and region (setIamPolicy counts as a write)."""
+    run_reads_per_minute: float = 1000.0
+    """Cloud Run Admin API reads per minute per project and region."""
+    iap_per_minute: float = 600.0
+    """IAP API calls per minute per project (Google publishes no figure; conservative)."""
+    crm_per_minute: float = 600.0
+    """Resource Manager reads per minute."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    google_api_endpoint: str | None = None
+    """Base URL for every Google API (the local emulator); None means Google with ADC credentials."""
+    default_project: str | None = None
+    """Project used when neither the spec nor the namespace annotation names one."""
+    cluster_id: str = ""
+    """Identifies this cluster in ownership marks; defaults to the kube-system namespace uid."""
+    drift_interval: float = 600.0
+    """Seconds between drift checks of one object (annotation ``iaprun.dev/drift-interval`` overrides)."""
+    drift_jitter: float = 0.1
+    """Fraction of the drift interval used as random jitter, so checks of many objects spread out."""
+    timer_tick: float = 10.0
+    """How often each object's timer wakes to see whether a drift check or an expiry is due."""
+    workers: int = 64
+    """Objects reconciled concurrently; also the size of the Google-call thread pool."""
+    request_timeout: float = 30.0
+    """Seconds before one Google call is abandoned and retried."""
+    metrics_port: int = 8080
+    """Port of the Prometheus metrics endpoint (0 disables it)."""
+    watch_namespace: str | None = None
+    """Watch only this namespace (None: cluster-wide)."""
+    tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    clock_offset: float = 0.0
+    """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
+
+    @property
+    def emulated(self) -> bool:
+        return self.google_api_endpoint is not None
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _tenancy(env: Mapping[str, str]) -> TenancyPolicy:
+    raw: Any = None
+    if path := env.get("IAPRUN_TENANCY_POLICY_FILE"):
+        raw = json.loads(Path(path).read_text() or "{}")
+    elif text := env.get("IAPRUN_TENANCY_POLICY"):
+        raw = json.loads(text)
+    return TenancyPolicy.from_dict(raw)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings; unknown or malformed values fail at start-up, not at the first reconcile."""
+    env = os.environ if env is None else env
+    quotas = QuotaSettings(
+        run_writes_per_minute=_float(env, "IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", 60.0),
+        run_reads_per_minute=_float(env, "IAPRUN_QUOTA_RUN_READS_PER_MINUTE", 1000.0),
+        iap_per_minute=_float(env, "IAPRUN_QUOTA_IAP_PER_MINUTE", 600.0),
+        crm_per_minute=_float(env, "IAPRUN_QUOTA_CRM_PER_MINUTE", 600.0),
+    )
+    return Settings(
+        google_api_endpoint=env.get("IAPRUN_GOOGLE_API_ENDPOINT") or None,
+        default_project=env.get("IAPRUN_DEFAULT_PROJECT") or None,
+        cluster_id=env.get("IAPRUN_CLUSTER_ID", ""),
+        drift_interval=_float(env, "IAPRUN_DRIFT_INTERVAL_SECONDS", 600.0),
+        drift_jitter=_float(env, "IAPRUN_DRIFT_JITTER", 0.1),
+        timer_tick=_float(env, "IAPRUN_TIMER_TICK_SECONDS", 10.0),
+        workers=int(_float(env, "IAPRUN_WORKERS", 64)),
+        request_timeout=_float(env, "IAPRUN_REQUEST_TIMEOUT_SECONDS", 30.0),
+        metrics_port=int(_float(env, "IAPRUN_METRICS_PORT", 8080)),
+        watch_namespace=env.get("IAPRUN_WATCH_NAMESPACE") or None,
+        tenancy=_tenancy(env),
+        quotas=quotas,
+        clock_offset=_float(env, "IAPRUN_CLOCK_OFFSET_SECONDS", 0.0),
+    )
