@@ -1,0 +1,83 @@
+"""Conditions (kstatus rules) and the tenancy policy.
+
+Conditions: Ready always present; Reconciling/Stalled only when True; lastTransitionTime kept while the
+status is unchanged; every condition carries the generation. Tenancy: no rules allow all; a rule must
+select the namespace and allow project, region and every accessor's domain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from iaprun_operator.core import conditions as cond
+from iaprun_operator.core.tenancy import TenancyPolicy, check
+
+T0 = datetime(2026, 11, 29, tzinfo=UTC)
+STEPS = [cond.Condition(t, True, "Ok") for t in cond.STEP_TYPES]
+
+
+def test_ready_when_all_steps_true_and_no_abnormal_conditions() -> None:
+    out = cond.render(cond.summarise(STEPS), [], generation=3, now=T0)
+    types = {c["type"]: c for c in out}
+    assert types["Ready"]["status"] == "True"
+    assert "Reconciling" not in types
+    assert "Stalled" not in types
+    assert all(c["observedGeneration"] == 3 for c in out)
+
+
+def test_stalled_and_reconciling_are_exclusive_and_only_true() -> None:
+    stalled = cond.render(
+        cond.summarise([], failure=cond.Failure("PermissionDenied", "no", stalled=True)), [], generation=1, now=T0
+    )
+    assert {c["type"] for c in stalled} == {"Ready", "Stalled"}
+    progressing = cond.render(
+        cond.summarise([], progress=cond.Progress("Creating", "wait")), stalled, generation=1, now=T0
+    )
+    assert {c["type"]: c["status"] for c in progressing} == {"Ready": "False", "Reconciling": "True"}
+
+
+def test_transition_time_kept_while_status_unchanged() -> None:
+    first = cond.render(cond.summarise(STEPS), [], generation=1, now=T0)
+    later = cond.render(cond.summarise(STEPS), first, generation=2, now=T0 + timedelta(hours=1))
+    assert first[0]["lastTransitionTime"] == later[0]["lastTransitionTime"]
+    failed = cond.render(
+        cond.summarise(STEPS, failure=cond.Failure("X", "y", stalled=False)),
+        later,
+        generation=2,
+        now=T0 + timedelta(hours=2),
+    )
+    assert failed[0]["lastTransitionTime"] != later[0]["lastTransitionTime"]
+
+
+def test_pending_step_makes_ready_false_with_dependency_reason() -> None:
+    steps = [*STEPS[:-1], cond.Condition(cond.ACCESSORS_SYNCED, False, "Pending", "not yet")]
+    out = cond.render(cond.summarise(steps), [], generation=1, now=T0)
+    assert out[0]["reason"] == "DependencyNotReady"
+
+
+POLICY = TenancyPolicy.from_dict(
+    {
+        "rules": [
+            {
+                "namespaces": ["team-a"],
+                "projects": ["team-a-*"],
+                "regions": ["asia-northeast1"],
+                "accessorDomains": ["example.com"],
+            },
+            {"namespaceSelector": {"matchLabels": {"tier": "platform"}}},
+        ]
+    }
+)
+
+
+def test_tenancy() -> None:
+    ok: dict = {"namespace": "team-a", "namespace_labels": {}, "project": "team-a-prod", "region": "asia-northeast1"}
+    assert check(TenancyPolicy(), **{**ok, "project": "anything"}, members=["user:x@evil.com"]) is None
+    assert check(POLICY, **ok, members=["user:a@example.com", "group:g@sub.example.com"]) is None
+    assert "project" in (check(POLICY, **{**ok, "project": "team-b-prod"}, members=[]) or "")
+    assert "region" in (check(POLICY, **{**ok, "region": "us-central1"}, members=[]) or "")
+    assert "domains" in (check(POLICY, **ok, members=["user:a@evil.com"]) or "")
+    assert "domains" in (check(POLICY, **ok, members=["principalSet://iam.googleapis.com/x"]) or "")
+    assert "no tenancy rule" in (check(POLICY, **{**ok, "namespace": "team-c"}, members=[]) or "")
+    platform = {**ok, "namespace": "infra", "project": "p", "namespace_labels": {"tier": "platform"}}
+    assert check(POLICY, **platform, members=[]) is None

@@ -1,0 +1,134 @@
+"""IAM policy planning: what the operator writes to the service and IAP policies, and what it never touches.
+
+Covers: invoker grant idempotence, public invoker removal vs Report, agent removal when IAP is off,
+authoritative vs additive accessors (foreign members, the ledger), expiry conditions, and a property:
+planning twice in a row never writes the second time. Pure functions: no mocks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iaprun_operator.core.iam import EXPIRY_TITLE, expiry_of, plan_accessors, plan_invoker
+from iaprun_operator.core.model import Accessor, AccessorsPolicy
+from iaprun_operator.core.names import IAP_ACCESSOR_ROLE, RUN_INVOKER_ROLE
+
+AGENT = "serviceAccount:service-123@gcp-sa-iap.iam.gserviceaccount.com"
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def members(policy: dict, role: str) -> set[str]:
+    return {m for b in policy.get("bindings", []) if b["role"] == role for m in b["members"]}
+
+
+def test_invoker_grant_added_once_and_other_bindings_kept() -> None:
+    policy = {"etag": "ACAB", "bindings": [{"role": "roles/run.developer", "members": ["user:a@example.com"]}]}
+    plan = plan_invoker(policy, agent_member=AGENT, grant=True, remove_public=True, protect=True)
+    assert plan.policy is not None
+    assert members(plan.policy, RUN_INVOKER_ROLE) == {AGENT}
+    assert members(plan.policy, "roles/run.developer") == {"user:a@example.com"}
+    assert plan.policy["etag"] == "ACAB"
+    again = plan_invoker(plan.policy, agent_member=AGENT, grant=True, remove_public=True, protect=True)
+    assert again.policy is None
+
+
+def test_public_invoker_removed_by_default_and_kept_on_report() -> None:
+    policy = {"bindings": [{"role": RUN_INVOKER_ROLE, "members": ["allUsers", AGENT, "user:b@example.com"]}]}
+    removed = plan_invoker(policy, agent_member=AGENT, grant=True, remove_public=True, protect=True)
+    assert removed.public_members == ("allUsers",)
+    assert removed.policy is not None
+    assert members(removed.policy, RUN_INVOKER_ROLE) == {AGENT, "user:b@example.com"}
+    reported = plan_invoker(policy, agent_member=AGENT, grant=True, remove_public=False, protect=True)
+    assert reported.public_members == ("allUsers",)
+    assert reported.policy is None
+
+
+def test_iap_off_removes_only_the_agent() -> None:
+    policy = {"bindings": [{"role": RUN_INVOKER_ROLE, "members": [AGENT, "user:b@example.com"]}]}
+    plan = plan_invoker(policy, agent_member=AGENT, grant=False, remove_public=True, protect=False)
+    assert plan.policy is not None
+    assert members(plan.policy, RUN_INVOKER_ROLE) == {"user:b@example.com"}
+
+
+def test_authoritative_owns_the_role_and_reports_removals() -> None:
+    policy = {
+        "bindings": [
+            {"role": IAP_ACCESSOR_ROLE, "members": ["user:stranger@example.com", "group:devs@example.com"]},
+            {"role": "roles/iap.admin", "members": ["user:admin@example.com"]},
+        ]
+    }
+    plan = plan_accessors(
+        policy, [Accessor("group:devs@example.com")], mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW
+    )
+    assert plan.policy is not None
+    assert members(plan.policy, IAP_ACCESSOR_ROLE) == {"group:devs@example.com"}
+    assert members(plan.policy, "roles/iap.admin") == {"user:admin@example.com"}
+    assert plan.removed == ("user:stranger@example.com",)
+
+
+def test_additive_keeps_foreign_members_and_removes_only_its_own() -> None:
+    policy = {
+        "bindings": [{"role": IAP_ACCESSOR_ROLE, "members": ["user:stranger@example.com", "user:old@example.com"]}]
+    }
+    plan = plan_accessors(
+        policy,
+        [Accessor("user:new@example.com")],
+        mode=AccessorsPolicy.ADDITIVE,
+        ledger=("user:old@example.com",),
+        now=NOW,
+    )
+    assert plan.policy is not None
+    assert members(plan.policy, IAP_ACCESSOR_ROLE) == {"user:stranger@example.com", "user:new@example.com"}
+    assert plan.foreign == ("user:stranger@example.com",)
+    assert plan.removed == ("user:old@example.com",)
+    assert plan.ledger == ("user:new@example.com",)
+
+
+def test_expiring_accessor_gets_a_version_3_condition_and_vanishes_after_expiry() -> None:
+    later = NOW + timedelta(minutes=1)
+    plan = plan_accessors(
+        {}, [Accessor("user:temp@example.com", later)], mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW
+    )
+    assert plan.policy is not None
+    assert plan.policy["version"] == 3
+    (binding,) = plan.policy["bindings"]
+    assert binding["condition"]["title"] == EXPIRY_TITLE
+    assert expiry_of(binding["condition"]) == later
+    assert plan.next_expiry == later
+    after = plan_accessors(
+        plan.policy,
+        [Accessor("user:temp@example.com", later)],
+        mode=AccessorsPolicy.AUTHORITATIVE,
+        ledger=(),
+        now=later + timedelta(seconds=1),
+    )
+    assert after.expired == ("user:temp@example.com",)
+    assert after.policy is not None
+    assert members(after.policy, IAP_ACCESSOR_ROLE) == set()
+
+
+_member = st.sampled_from(
+    ["user:a@example.com", "user:b@example.com", "group:g@example.com", "domain:example.com", "serviceAccount:s@x.com"]
+)
+_policy = st.lists(
+    st.tuples(st.sampled_from([IAP_ACCESSOR_ROLE, "roles/other"]), st.lists(_member, max_size=3)), max_size=4
+).map(lambda bs: {"etag": "E", "bindings": [{"role": r, "members": m} for r, m in bs]})
+
+
+@given(policy=_policy, wanted=st.lists(_member, unique=True, max_size=4), additive=st.booleans())
+def test_planning_is_idempotent_and_never_touches_other_roles(policy: dict, wanted: list[str], additive: bool) -> None:
+    mode = AccessorsPolicy.ADDITIVE if additive else AccessorsPolicy.AUTHORITATIVE
+    accessors = [Accessor(m) for m in wanted]
+    first = plan_accessors(policy, accessors, mode=mode, ledger=(), now=NOW)
+    written = first.policy or policy
+    assert members(written, "roles/other") == members(policy, "roles/other")
+    assert set(wanted) <= members(written, IAP_ACCESSOR_ROLE)
+    if additive:
+        assert members(policy, IAP_ACCESSOR_ROLE) <= members(written, IAP_ACCESSOR_ROLE)
+    else:
+        assert members(written, IAP_ACCESSOR_ROLE) == set(wanted)
+    second = plan_accessors(written, accessors, mode=mode, ledger=first.ledger, now=NOW)
+    assert second.policy is None

@@ -1,0 +1,113 @@
+"""Desired Cloud Run service and the minimal update: what gets written, and what must not be.
+
+Proves: a spec change writes exactly the template; server-set defaults in the observed template are
+not drift; an out-of-band change to a declared value is drift; toggling IAP writes only iapEnabled;
+other tools' annotations survive; launchStage read back lower is not drift. Pure functions.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from iaprun_operator.core.model import parse_spec
+from iaprun_operator.core.names import OWNER_ANNOTATION, OWNER_LABEL, Owner
+from iaprun_operator.core.service import contains, desired_service, ownership, plan_update, template_hash, without_owner
+
+OWNER = Owner("cluster", "team-a", "hello")
+SPEC = {
+    "region": "asia-northeast1",
+    "projectID": "demo-project",
+    "template": {
+        "containers": [
+            {"image": "us-docker.pkg.dev/cloudrun/container/hello", "resources": {"limits": {"cpu": "1000m"}}}
+        ]
+    },
+    "iap": {"enabled": True},
+    "launchStage": "BETA",
+}
+
+
+def observed_from(desired: dict) -> dict:
+    """What Cloud Run returns after applying ``desired``: defaults filled in, launch stage lowered."""
+    observed = copy.deepcopy(desired)
+    container = observed["template"]["containers"][0]
+    container["ports"] = [{"name": "http1", "containerPort": 8080}]
+    container["resources"] = {"limits": {"cpu": "1", "memory": "512Mi"}, "cpuIdle": True}
+    observed["template"]["maxInstanceRequestConcurrency"] = 80
+    observed["template"]["timeout"] = "300s"
+    observed["launchStage"] = "GA"
+    observed["annotations"]["other-tool/note"] = "kept"
+    return observed
+
+
+def test_steady_state_writes_nothing() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    desired = desired_service(spec, OWNER)
+    observed = observed_from(desired)
+    update = plan_update(
+        desired_service(spec, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(spec),
+    )
+    assert not update
+
+
+def test_image_change_writes_only_the_template() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    changed = copy.deepcopy(SPEC)
+    changed["template"]["containers"][0]["image"] = "us-docker.pkg.dev/cloudrun/container/hello:v2"
+    new = parse_spec(changed, name="hello")
+    update = plan_update(
+        desired_service(new, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(new),
+    )
+    assert update.mask == ("template", "launchStage")
+
+
+def test_out_of_band_image_change_is_drift() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    observed["template"]["containers"][0]["image"] = "evil/image"
+    update = plan_update(
+        desired_service(spec, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(spec),
+    )
+    assert update.mask == ("template", "launchStage")
+    assert "outside the operator" in update.reasons[0]
+
+
+def test_iap_toggle_writes_only_iap_enabled_and_keeps_foreign_annotations() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    off = parse_spec({**SPEC, "iap": {"enabled": False}}, name="hello")
+    desired = desired_service(off, OWNER, observed)
+    update = plan_update(desired, observed, applied_hash=template_hash(off), desired_hash=template_hash(off))
+    assert update.mask == ("iapEnabled",)
+    assert desired["annotations"]["other-tool/note"] == "kept"
+    assert desired["iapEnabled"] is False
+
+
+def test_ownership_marks_and_abandon() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    assert ownership(observed) == OWNER.label
+    assert ownership({"labels": {}}) is None
+    bare = without_owner(observed)
+    assert OWNER_LABEL not in bare["labels"]
+    assert OWNER_ANNOTATION not in bare["annotations"]
+    assert bare["annotations"]["other-tool/note"] == "kept"
+
+
+def test_contains_normalises_quantities_and_defaults() -> None:
+    assert contains({"cpu": "1000m"}, {"cpu": "1"}, "limits")
+    assert contains({"memory": "1Gi"}, {"memory": "1024Mi"})
+    assert contains({"timeout": "300s"}, {"timeout": "300s", "x": 1})
+    assert contains({"env": [{"name": "A", "value": ""}]}, {"env": [{"name": "A"}]})
+    assert not contains({"env": [{"name": "A"}]}, {"env": []})
+    assert not contains({"image": "a"}, {"image": "b"})
