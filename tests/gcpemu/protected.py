@@ -1,0 +1,98 @@
+"""The service's own URL, answered the way IAP and Cloud Run's invoker check would.
+
+Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app`` or ``{svc}-{number}.{region}.run.app``)
+or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-User``
+(``user:alice@example.com``); there is no user without it. See docs/emulator.md for the decision table.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gcpemu.iam import Policy, holds
+
+if TYPE_CHECKING:
+    from gcpemu.server import Emulator
+
+IAP_HEADER = {"X-Goog-IAP-Generated-Response": "true"}
+
+_FORBIDDEN = (
+    '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+    "<title>403 Forbidden</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n<h1>Error: Forbidden</h1>\n"
+    "<h2>Your client does not have permission to get URL <code>{path}</code> from this server.</h2>\n"
+    "<h2></h2>\n</body></html>\n"
+)
+
+
+def user_of(request: web.BaseRequest) -> str | None:
+    raw = request.headers.get("X-Emulator-User", "").strip()
+    if not raw:
+        return None
+    if ":" not in raw and "@" in raw:
+        return f"user:{raw}"
+    return raw
+
+
+def _wants_html(request: web.BaseRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept
+
+
+async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -> web.Response:
+    """Answer one request to a service URL; ``path`` is the path on that host (with query)."""
+    key = emu.world.hosts.get(host.split(":")[0].lower())
+    rec = emu.world.services.get(key) if key else None
+    if rec is None or rec.deleting:
+        return web.Response(status=404, text=f"Error: Page not found\nThe requested URL {path} was not found.\n")
+    d = rec.data
+    if d.get("ingress") in ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_NONE"):
+        return web.Response(status=404, text=f"Error: Page not found\nThe requested URL {path} was not found.\n")
+    revision = str(d.get("latestReadyRevision", "")).rsplit("/", 1)[-1]
+    if not revision:
+        return web.Response(status=503, text="Service Unavailable\n")
+    user = user_of(request)
+    now = emu.clock.now()
+    groups = emu.config.groups
+    run_policy = emu.world.run_policies.get(key or ("", "", ""), Policy())
+    number = rec.project.number
+    if d.get("iapEnabled"):
+        if user is None:
+            mode = emu.config.unauthenticated_mode
+            if mode == "redirect" or (mode == "auto" and _wants_html(request)):
+                redirect = urllib.parse.quote(f"https://{host}/_gcp_iap/handle_redirect", safe="")
+                loc = (
+                    "https://accounts.google.com/o/oauth2/v2/auth?client_id=emulator-iap.apps.googleusercontent.com"
+                    f"&response_type=code&scope=openid+email&redirect_uri={redirect}&state=emulator"
+                )
+                return web.Response(status=302, headers={"Location": loc, **IAP_HEADER}, text="")
+            return web.Response(status=401, headers=IAP_HEADER, text="Invalid IAP credentials: empty token\n")
+        iap_policy = emu.world.iap_policies.get(key or ("", "", ""), Policy())
+        if not holds(iap_policy, "iap.webServiceVersions.accessViaIAP", user, groups, now):
+            return web.Response(
+                status=403,
+                headers=IAP_HEADER,
+                text="You don't have access. Please contact your administrator to request access to this "
+                f"resource ({user}).\n",
+            )
+        if not d.get("invokerIamDisabled"):
+            agent = f"service-{number}@gcp-sa-iap.iam.gserviceaccount.com"
+            if not emu.account_exists(agent):
+                return web.Response(status=403, headers=IAP_HEADER, text="The IAP service account is not provisioned\n")
+            if not holds(run_policy, "run.routes.invoke", f"serviceAccount:{agent}", groups, now):
+                return web.Response(status=403, content_type="text/html", text=_FORBIDDEN.format(path=path))
+        return _app(rec.service_id, revision, user)
+    if not d.get("invokerIamDisabled") and not holds(run_policy, "run.routes.invoke", user, groups, now):
+        return web.Response(status=403, content_type="text/html", text=_FORBIDDEN.format(path=path))
+    return _app(rec.service_id, revision, user)
+
+
+def _app(service: str, revision: str, user: str | None) -> web.Response:
+    who = user.split(":", 1)[-1] if user else "anonymous"
+    return web.Response(
+        status=200,
+        text=f"Hello from {service} revision {revision} (user {who})\n",
+        headers={"X-Emulator-Service": service, "X-Emulator-Revision": revision},
+    )
