@@ -1,0 +1,84 @@
+"""Fixtures for end-to-end tests: the real control plane, the emulator and the operator as processes.
+
+Nothing is mocked: the operator talks to kube-apiserver through kopf and to the emulator through the
+official Google clients. One operator and one emulator serve the whole session; each test works in its
+own namespace with its own service names, and filters the emulator's request log by path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess
+from integration.harness import REPO, OperatorProcess
+from testworld.cluster import ControlPlane
+from testworld.fixtures import Runner
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    emulator = EmulatorProcess()
+    url = emulator.start()
+    try:
+        yield url
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def emu(emulator_url: str) -> Iterator[AdminClient]:
+    """The emulator's admin client; faults and permission rules a test adds are cleared after it."""
+    admin = AdminClient(emulator_url)
+    yield admin
+    admin.clear_faults()
+    admin.disable_permissions()
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Runner) -> None:
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/iaprunservices.iaprun.dev")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator process for the session, as users run it (``python -m iaprun_operator``)."""
+    proc = OperatorProcess(
+        kubeconfig=str(control_plane.kubeconfig),
+        google_endpoint=emulator_url,
+        log_dir=tmp_path_factory.mktemp("operator"),
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def svc() -> str:
+    """A Cloud Run service name unique in the session (the emulator's state is shared)."""
+    return f"svc-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "operator" in request.fixturenames:
+        proc: OperatorProcess = request.getfixturevalue("operator")
+        print(f"--- operator log tail ({proc.log_path}) ---\n{proc.log_tail(80)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, "rep_" + report.when, report)
