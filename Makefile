@@ -53,6 +53,15 @@ cluster: tools ## run the local control plane until interrupted; prints the KUBE
 emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$(EMULATOR_PORT)
 	$(PY) -m gcpemu --port $(EMULATOR_PORT)
 
+.PHONY: docs
+docs: venv ## regenerate docs/reference.md from the CRD in crds/
+	$(PY) hack/gen_reference.py
+
 .PHONY: clean
 clean: ## remove the in-checkout environment (the user cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench
+
+.PHONY: run
+run: tools ## run the operator in the foreground against the current KUBECONFIG (installs the CRD first)
+	$(VENV)/bin/kubectl apply --server-side -f crds/
+	$(PY) -m iaprun_operator
