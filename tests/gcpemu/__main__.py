@@ -6,8 +6,8 @@ Prints the base URL (one line, flushed) as soon as it listens, then serves until
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import signal
 import sys
 

@@ -1,0 +1,96 @@
+"""The control plane: subprocess launcher, request log and counts, latency, hanging requests, LRO timing,
+reset and state dump."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess, raw_request
+
+SVCS = "/v2/projects/demo-project/locations/us-central1/services"
+BODY = {"template": {"containers": [{"image": "gcr.io/demo/app"}]}}
+
+
+def test_subprocess_emulator_prints_url(gcp_emulator_process: EmulatorProcess, gcp_process_admin: AdminClient) -> None:
+    """`python -m gcpemu --port 0` prints its base URL on stdout; the process serves the APIs."""
+    base = gcp_emulator_process.base_url
+    assert base.startswith("http://127.0.0.1:")
+    assert gcp_process_admin.health()["ok"] is True
+    st, _, body = raw_request("GET", f"{base}/v3/projects/demo-project")
+    assert st == 200
+    assert body["name"] == "projects/123456789012"
+
+
+def test_process_with_config_file() -> None:
+    """A config passed to EmulatorProcess (written as a JSON file for --config) is honoured."""
+    with EmulatorProcess({"projects": {"acme-prod": "999999999999"}, "operation_delay": 0}) as proc:
+        st, _, body = raw_request("GET", f"{proc.base_url}/v1/projects/acme-prod")
+        assert st == 200
+        assert body["projectNumber"] == "999999999999"
+
+
+def test_operation_completes_after_delay(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """A create returns a pending Operation and a reconciling service; operations.get shows it done after the
+    configured delay; :wait blocks until done."""
+    gcp_admin.set_operation_delay(0.3)
+    st, _, op = raw_request("POST", f"{gcp_base_url}{SVCS}?serviceId=lro", BODY)
+    assert st == 200
+    assert "done" not in op
+    _, _, svc = raw_request("GET", f"{gcp_base_url}{SVCS}/lro")
+    assert svc["reconciling"] is True
+    assert svc["terminalCondition"]["state"] == "CONDITION_RECONCILING"
+    op_url = f"{gcp_base_url}/v2/{op['name']}"
+    _, _, waited = raw_request("POST", op_url + ":wait", {"timeout": "5s"})
+    assert waited["done"] is True
+    assert waited["response"]["observedGeneration"] == "1"
+    _, _, got = raw_request("GET", op_url)
+    assert got == waited
+    _, _, ops = raw_request("GET", f"{gcp_base_url}/v2/projects/demo-project/locations/us-central1/operations")
+    assert ops["operations"][0]["name"] == op["name"]
+
+
+def test_latency_and_hang(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """Per-method latency delays answers; a hang longer than the client timeout looks like a timeout."""
+    gcp_admin.set_latency("cloudresourcemanager.*", 0.2)
+    t0 = time.monotonic()
+    assert raw_request("GET", f"{gcp_base_url}/v3/projects/demo-project")[0] == 200
+    assert time.monotonic() - t0 >= 0.2
+    gcp_admin.set_latency("cloudresourcemanager.*", 0)
+    gcp_admin.hang("cloudresourcemanager.projects.get", 5.0, count=1)
+    t0 = time.monotonic()
+    try:
+        raw_request("GET", f"{gcp_base_url}/v3/projects/demo-project", timeout=0.3)
+        raise AssertionError("expected a timeout")
+    except TimeoutError:
+        pass
+    assert time.monotonic() - t0 < 2
+
+
+def test_request_log_and_out_of_band_tag(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """The log records method id, path, query (incl. updateMask), status and caller; requests tagged
+    out-of-band are logged but not counted."""
+    gcp_admin.set_operation_delay(0)
+    raw_request("POST", f"{gcp_base_url}{SVCS}?serviceId=log", BODY, headers={"X-Emulator-Caller": "user:op@x.com"})
+    raw_request("PATCH", f"{gcp_base_url}{SVCS}/log?updateMask=iapEnabled", {"iapEnabled": True})
+    raw_request("GET", f"{gcp_base_url}{SVCS}/log", headers={"X-Emulator-Tag": "out-of-band"})
+    counts = gcp_admin.counts()
+    assert counts == {"run.services.create": 1, "run.services.patch": 1}
+    patch = gcp_admin.requests("run.services.patch")[0]
+    assert patch["query"]["updateMask"] == "iapEnabled"
+    assert patch["status"] == 200
+    assert gcp_admin.requests("run.services.create")[0]["caller"] == "user:op@x.com"
+    assert len(gcp_admin.requests(tag="out-of-band")) == 1
+
+
+def test_reset_and_state(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """state() dumps services and policies; reset() empties the world and restores config."""
+    gcp_admin.set_operation_delay(0)
+    raw_request("POST", f"{gcp_base_url}{SVCS}?serviceId=st", BODY)
+    state: dict[str, Any] = gcp_admin.state()
+    assert "123456789012/us-central1/st" in state["services"]
+    gcp_admin.reset()
+    assert gcp_admin.state()["services"] == {}
+    assert gcp_admin.config()["operation_delay"] == 0.2
+    assert gcp_admin.counts() == {}
