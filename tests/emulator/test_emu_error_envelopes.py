@@ -15,7 +15,7 @@ BODY = {"template": {"containers": [{"image": "gcr.io/demo/app"}]}}
 def _info(err: dict[str, Any]) -> dict[str, Any]:
     infos = [d for d in err.get("details", []) if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"]
     assert infos, err
-    return infos[0]
+    return dict(infos[0])
 
 
 def _violations(err: dict[str, Any]) -> list[dict[str, str]]:
@@ -226,3 +226,25 @@ def test_injected_errors(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     assert codes == [503, 503, 200]
     assert gcp_admin.counts()["run.services.get"] == 3
     assert [r["status"] for r in gcp_admin.requests("run.services.get")] == [503, 503, 200]
+
+
+def test_service_disabled(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """An API configured as disabled for a project answers 403 with ErrorInfo SERVICE_DISABLED."""
+    gcp_admin.configure(disabled_apis={"demo-project": ["iap.googleapis.com"]})
+    url = f"{gcp_base_url}/v1/projects/123456789012/iap_web/cloud_run-us-central1/services/x:getIamPolicy"
+    st, _, body = raw_request("POST", url, {})
+    info = _info(body["error"])
+    assert st == 403
+    assert info["reason"] == "SERVICE_DISABLED"
+    assert info["metadata"]["consumer"] == "projects/123456789012"
+    assert "has not been used in project 123456789012 before or it is disabled" in body["error"]["message"]
+
+
+def test_crm_permission_model(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """A caller denied a project gets CRM's 403 'The caller does not have permission' for projects.get."""
+    gcp_admin.set_permissions("user:eve@example.com", deny_projects=["demo-project"])
+    hdr = {"X-Emulator-Caller": "user:eve@example.com"}
+    st, _, body = raw_request("GET", f"{gcp_base_url}/v3/projects/demo-project", headers=hdr)
+    assert st == 403
+    assert body["error"]["message"] == "The caller does not have permission"
+    assert raw_request("GET", f"{gcp_base_url}/v3/projects/test-project", headers=hdr)[0] == 200

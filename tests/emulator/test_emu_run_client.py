@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -158,14 +159,14 @@ def test_validate_only_does_not_persist(run_client: Any, gcp_admin: AdminClient)
 def test_operation_json_parses_with_strict_parser(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     """Self-check: every Operation the emulator emits parses with ignore_unknown_fields=False against the
     pinned run_v2 protos (as api_core's operations transport does), pending, done and failed."""
-    from google.longrunning import operations_pb2
+    operations_pb2: Any = importlib.import_module("google.longrunning.operations_pb2")
     from google.protobuf import json_format
 
     from gcpemu.testing import raw_request
 
     run_v2.Service.pb()  # registers google.cloud.run.v2.Service in the default descriptor pool
     gcp_admin.configure(operation_delay=5.0)
-    body = {
+    body: dict[str, Any] = {
         "template": {"containers": [{"image": "gcr.io/x/y"}]},
         "sshEnabled": True,  # in the discovery doc, unknown to run_v2 0.16.2: must not leak into Operations
         "labels": {"a": "b"},

@@ -216,8 +216,10 @@ class AdminClient:
     # ------------------------------------------------------------------------------------------------ out-of-band
 
     def service(self, project: str, region: str, service: str) -> dict[str, Any] | None:
-        number = self.state()["projects"].get(project, project)
-        return self.state()["services"].get(f"{number}/{region}/{service}")
+        state = self.state()
+        number = state["projects"].get(project, project)
+        found = state["services"].get(f"{number}/{region}/{service}")
+        return dict(found) if found is not None else None
 
     def mutate_service(
         self,

@@ -462,8 +462,12 @@ def _write_result(
     if validate_only:
         snap = copy.deepcopy(rec.data if prior is None else prior)
         op = _new_operation(ctx, project, region, method, snap)
-        if emu.config.validate_only_operation == "done":
-            _complete(emu, op, snap, None)
+        _schedule(
+            emu,
+            op,
+            0.0 if emu.config.validate_only_operation == "done" else _op_delay(emu, method),
+            lambda: _complete(emu, op, snap, None),
+        )
         return render_operation(op, ctx.int_enums)
     if create:
         _store(ctx, rec)
@@ -532,9 +536,10 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
         if segs[0] not in SETTABLE and segs != ["*"]:
             msg = f"Invalid field mask path: '{'.'.join(segs)}' is not a settable field of Service."
             raise bad_request(msg, [("update_mask", msg)])
+    if rec is None and not allow_missing:
+        _lookup(ctx, project, region, sid)  # raises NOT_FOUND
     if rec is None or rec.deleting:
-        if rec is not None or not allow_missing:
-            _lookup(ctx, project, region, sid) if rec is None else None
+        if rec is not None:
             raise ApiError(
                 "FAILED_PRECONDITION", f"Resource '{sid}' is being deleted.", reason="FAILED_PRECONDITION", domain=API
             )

@@ -145,6 +145,8 @@ class EmulatorConfig:
     """Callers not listed in ``permissions`` are allowed everything."""
     tokens: dict[str, str] = field(default_factory=dict)
     """Bearer token -> caller identity (for ``Authorization: Bearer``)."""
+    disabled_apis: dict[str, list[str]] = field(default_factory=dict)
+    """project ID or number -> APIs (``run.googleapis.com``) that answer 403 SERVICE_DISABLED there."""
     request_log_size: int = 100_000
 
     def to_dict(self) -> dict[str, Any]:

@@ -61,11 +61,13 @@ def gcp_process_admin(gcp_emulator_process: EmulatorProcess) -> AdminClient:
 @pytest.fixture
 def run_client(gcp_base_url: str) -> Any:
     from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
+    from google.auth import credentials as gauth
+
+    anonymous: Any = gauth.AnonymousCredentials
     from google.cloud import run_v2
 
     return run_v2.ServicesClient(
-        credentials=AnonymousCredentials(),
+        credentials=anonymous(),
         transport="rest",
         client_options=ClientOptions(api_endpoint=gcp_base_url),
     )
@@ -73,14 +75,16 @@ def run_client(gcp_base_url: str) -> Any:
 
 @pytest.fixture
 def discovery_client(gcp_base_url: str) -> Callable[[str, str], Any]:
-    from google.auth.credentials import AnonymousCredentials
+    from google.auth import credentials as gauth
+
+    anonymous: Any = gauth.AnonymousCredentials
     from googleapiclient import discovery
 
     def build(api: str, version: str) -> Any:
         return discovery.build(
             api,
             version,
-            credentials=AnonymousCredentials(),
+            credentials=anonymous(),
             static_discovery=True,
             client_options={"api_endpoint": gcp_base_url + "/"},
         )

@@ -63,6 +63,22 @@ async def get_v1(ctx: Ctx) -> dict[str, Any]:
 
 
 ROUTES: list[Route] = [
-    route("GET", "/v3/projects/{project}", "cloudresourcemanager.projects.get", API, "read", None, get_v3),
-    route("GET", "/v1/projects/{project}", "cloudresourcemanager.v1.projects.get", API, "read", None, get_v1),
+    route(
+        "GET",
+        "/v3/projects/{project}",
+        "cloudresourcemanager.projects.get",
+        API,
+        "read",
+        "resourcemanager.projects.get",
+        get_v3,
+    ),
+    route(
+        "GET",
+        "/v1/projects/{project}",
+        "cloudresourcemanager.v1.projects.get",
+        API,
+        "read",
+        "resourcemanager.projects.get",
+        get_v1,
+    ),
 ]

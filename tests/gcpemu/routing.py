@@ -56,7 +56,7 @@ class Ctx:
     """Everything a handler needs about one request."""
 
     emu: Emulator
-    request: web.Request
+    request: web.BaseRequest
     route: Route
     params: dict[str, str]
     query: dict[str, str]
