@@ -134,3 +134,17 @@ def test_console_edit_turns_iap_off(gcp_base_url: str, gcp_admin: AdminClient) -
     assert _get(gcp_base_url, host)[0] == 403  # now the invoker check alone decides
     after = {k: v for k, v in gcp_admin.counts().items() if k != "app.request"}
     assert after == before
+
+
+def test_access_is_inherited(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """IAP access granted at region level (iap_web/cloud_run-{region}) or on the project's IAM policy covers
+    the service, as IAP documents for project-level principals."""
+    host = _deploy(gcp_base_url, gcp_admin)
+    _grant_agent(gcp_base_url, gcp_admin)
+    assert _get(gcp_base_url, host, "user:frank@example.com")[0] == 403
+    region = "/v1/projects/123456789012/iap_web/cloud_run-us-central1"
+    pol = {"policy": {"bindings": [{"role": ACCESSOR, "members": ["user:frank@example.com"]}]}}
+    assert raw_request("POST", f"{gcp_base_url}{region}:setIamPolicy", pol)[0] == 200
+    assert _get(gcp_base_url, host, "user:frank@example.com")[0] == 200
+    gcp_admin.add_binding("demo-project", "", "", ACCESSOR, "user:gina@example.com", kind="project")
+    assert _get(gcp_base_url, host, "user:gina@example.com")[0] == 200

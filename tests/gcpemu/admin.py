@@ -255,7 +255,9 @@ class AdminClient:
         kind: str = "run",
         condition: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Add a binding out of band to the Cloud Run (``kind="run"``) or IAP (``kind="iap"``) policy."""
+        """Add a binding out of band to the Cloud Run (``kind="run"``) or IAP (``kind="iap"``) policy of a
+        service, or (``kind="project"``; region/service ignored) to the project's IAM policy, which both the
+        IAP access check and the invoker check inherit."""
         body = {
             "project": project,
             "region": region,

@@ -84,6 +84,7 @@ def _state(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
         "run_policies": {k(key): p.view(3) for key, p in w.run_policies.items()},
         "iap_policies": {k(key): p.view(3) for key, p in w.iap_policies.items()},
         "iap_other_policies": {n: p.view(3) for n, p in w.iap_other_policies.items()},
+        "project_policies": {n: p.view(3) for n, p in w.project_policies.items()},
         "agents": [{"project_number": n, "kind": kind, "created": t} for (n, kind), t in w.agents.items()],
         "operations": [
             {"name": o.name, "method": o.method, "done": o.done, "error": o.error} for o in w.operations.values()
@@ -243,9 +244,17 @@ def _mutate_service(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
 
 
 def _binding(emu: Emulator, body: Any, add: bool) -> Any:
-    key = _service_key(emu, body)
     kind = body.get("kind", "run")
-    store = emu.world.run_policies if kind == "run" else emu.world.iap_policies
+    store: Any
+    key: Any
+    if kind == "project":
+        project = emu.world.resolve_project(str(body["project"]))
+        if project is None:
+            raise AdminError(404, f"unknown project {body['project']}")
+        store, key = emu.world.project_policies, project.number
+    else:
+        store = emu.world.run_policies if kind == "run" else emu.world.iap_policies
+        key = _service_key(emu, body)
     pol = store.get(key, Policy())
     bindings = copy.deepcopy(pol.bindings)
     role, member, cond = body["role"], body["member"], body.get("condition")

@@ -69,8 +69,16 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
                 )
                 return web.Response(status=302, headers={"Location": loc, **IAP_HEADER}, text="")
             return web.Response(status=401, headers=IAP_HEADER, text="Invalid IAP credentials: empty token\n")
-        iap_policy = emu.world.iap_policies.get(key or ("", "", ""), Policy())
-        if not holds(iap_policy, "iap.webServiceVersions.accessViaIAP", user, groups, now):
+        w = emu.world
+        # IAP access is inherited: service, then region (cloud_run-{region}), then all web services, then
+        # the project's own IAM policy.
+        chain = [
+            w.iap_policies.get(key or ("", "", ""), Policy()),
+            w.iap_other_policies.get(f"projects/{number}/iap_web/cloud_run-{rec.region}", Policy()),
+            w.iap_other_policies.get(f"projects/{number}/iap_web", Policy()),
+            w.project_policies.get(number, Policy()),
+        ]
+        if not any(holds(p, "iap.webServiceVersions.accessViaIAP", user, groups, now) for p in chain):
             return web.Response(
                 status=403,
                 headers=IAP_HEADER,
@@ -81,10 +89,15 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
             agent = f"service-{number}@gcp-sa-iap.iam.gserviceaccount.com"
             if not emu.account_exists(agent):
                 return web.Response(status=403, headers=IAP_HEADER, text="The IAP service account is not provisioned\n")
-            if not holds(run_policy, "run.routes.invoke", f"serviceAccount:{agent}", groups, now):
+            member = f"serviceAccount:{agent}"
+            project_policy = emu.world.project_policies.get(number, Policy())
+            if not any(holds(p, "run.routes.invoke", member, groups, now) for p in (run_policy, project_policy)):
                 return web.Response(status=403, content_type="text/html", text=_FORBIDDEN.format(path=path))
         return _app(rec.service_id, revision, user)
-    if not d.get("invokerIamDisabled") and not holds(run_policy, "run.routes.invoke", user, groups, now):
+    project_policy = emu.world.project_policies.get(number, Policy())
+    if not d.get("invokerIamDisabled") and not any(
+        holds(p, "run.routes.invoke", user, groups, now) for p in (run_policy, project_policy)
+    ):
         return web.Response(status=403, content_type="text/html", text=_FORBIDDEN.format(path=path))
     return _app(rec.service_id, revision, user)
 

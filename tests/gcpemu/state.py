@@ -67,6 +67,8 @@ class World:
     run_policies: dict[tuple[str, str, str], Policy] = field(default_factory=dict)
     iap_policies: dict[tuple[str, str, str], Policy] = field(default_factory=dict)
     iap_other_policies: dict[str, Policy] = field(default_factory=dict)
+    project_policies: dict[str, Policy] = field(default_factory=dict)
+    """Project-level IAM (set out of band through the admin API), keyed by project number."""
     iap_settings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     agents: dict[tuple[str, str], float] = field(default_factory=dict)
     """(project number, agent kind e.g. 'iap') -> clock time when the agent was created."""
