@@ -273,6 +273,7 @@ def _conditions(
 
 
 def _begin(emu: Emulator, rec: ServiceRecord, new_revision: bool, ctx: Ctx) -> None:
+    rec.touch()
     d = rec.data
     now = emu.clock.rfc3339()
     if new_revision:
@@ -286,6 +287,7 @@ def _begin(emu: Emulator, rec: ServiceRecord, new_revision: bool, ctx: Ctx) -> N
 
 
 def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
+    rec.touch()
     d = rec.data
     now = emu.clock.rfc3339()
     d["reconciling"] = False
@@ -480,7 +482,14 @@ def _write_result(
 async def get_service(ctx: Ctx) -> dict[str, Any]:
     project, region = _parent(ctx)
     rec = _lookup(ctx, project, region, ctx.params["service"])
-    return _render_service(ctx, rec.data)
+    return _cached_render(ctx, rec)
+
+
+def _cached_render(ctx: Ctx, rec: ServiceRecord) -> dict[str, Any]:
+    cached = rec.render_cache.get(ctx.int_enums)
+    if cached is None:
+        cached = rec.render_cache[ctx.int_enums] = _render_service(ctx, rec.data)
+    return cached
 
 
 async def list_services(ctx: Ctx) -> dict[str, Any]:
@@ -503,7 +512,7 @@ async def list_services(ctx: Ctx) -> dict[str, Any]:
     page = recs[start : start + size]
     out: dict[str, Any] = {}
     if page:
-        out["services"] = [_render_service(ctx, r.data) for r in page]
+        out["services"] = [_cached_render(ctx, r) for r in page]
     if start + size < len(recs):
         out["nextPageToken"] = base64.urlsafe_b64encode(f"o:{start + size}".encode()).decode()
     return out
@@ -580,6 +589,7 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
             ctx, rec, project, region, "run.services.patch", True, new_revision=False, create=False, prior=new_data
         )
     rec.data = new_data
+    rec.touch()
     return _write_result(
         ctx, rec, project, region, "run.services.patch", False, new_revision=template_changed, create=False
     )
@@ -611,6 +621,7 @@ async def delete_service(ctx: Ctx) -> dict[str, Any]:
         return render_operation(op, ctx.int_enums)
     now = emu.clock.time()
     rec.deleting = True
+    rec.touch()
     rec.data["deleteTime"] = emu.clock.rfc3339()
     from gcpemu.clock import rfc3339
 
@@ -630,6 +641,7 @@ async def delete_service(ctx: Ctx) -> dict[str, Any]:
             if emu.config.iap_delete_policy_with_service:
                 w.iap_policies.pop(key, None)
         rec.data["reconciling"] = False
+        rec.touch()
         _complete(emu, op, rec.data, None)
 
     delay = emu.config.delete_delay

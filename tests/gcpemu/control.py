@@ -224,6 +224,7 @@ def _mutate_service(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
     rec = emu.world.services.get(key)
     if rec is None:
         raise AdminError(404, f"no service {'/'.join(key)}")
+    rec.touch()
     before_template = copy.deepcopy(rec.data.get("template"))
     for path, value in dict(body.get("set") or {}).items():
         _set_dotted(rec.data, path, value)

@@ -35,6 +35,11 @@ class ServiceRecord:
     ready_once: bool = False
     hosts: tuple[str, ...] = ()
     ready_revision_image: str = ""
+    render_cache: dict[bool, dict[str, Any]] = field(default_factory=dict)
+    """Rendered GET bodies (by int-enum flag); ``touch()`` after every change to ``data``."""
+
+    def touch(self) -> None:
+        self.render_cache.clear()
 
 
 @dataclass
