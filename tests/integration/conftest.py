@@ -7,6 +7,7 @@ own namespace with its own service names, and filters the emulator's request log
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -46,15 +47,45 @@ def crd(kubectl: Runner) -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/iaprunservices.iaprun.dev")
 
 
-@pytest.fixture(scope="session")
+# Test namespaces carry iaprun.test/owned=true (testworld's namespace fixture) and may use anything; a
+# namespace labelled as tenant "a" gets the restricted rule, to test the tenancy policy.
+TENANCY = {
+    "rules": [
+        {"namespaceSelector": {"matchLabels": {"iaprun.test/owned": "true"}}},
+        {
+            "namespaceSelector": {"matchLabels": {"iaprun.test/tenant": "a"}},
+            "projects": ["test-project"],
+            "regions": ["asia-northeast1"],
+            "accessorDomains": ["example.com"],
+        },
+    ]
+}
+
+
+@pytest.fixture
+def tenant_namespace(kubectl: Runner) -> Iterator[str]:
+    """A namespace that only the restricted tenancy rule selects."""
+    name = f"tenant-a-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "iaprun.test/tenant=a")
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
 def operator(
     control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """One operator process for the session, as users run it (``python -m iaprun_operator``)."""
+    """One operator process per test module, as users run it (``python -m iaprun_operator``).
+
+    Module scope keeps other modules (the chart's RBAC test runs its own operator) free of a second
+    operator acting on their objects.
+    """
     proc = OperatorProcess(
         kubeconfig=str(control_plane.kubeconfig),
         google_endpoint=emulator_url,
         log_dir=tmp_path_factory.mktemp("operator"),
+        env={"IAPRUN_TENANCY_POLICY": json.dumps(TENANCY)},
     ).start()
     try:
         yield proc
