@@ -91,7 +91,7 @@ class EmulatorConfig:
     """Status for a stale service etag on patch/delete: ``ABORTED`` (409) or ``FAILED_PRECONDITION`` (400)."""
     validate_only_operation: str = "done"
     """validateOnly answer: ``done`` (Operation done with the would-be Service) or ``pending``."""
-    already_exists_message: str = "Resource '{id}' already exists."
+    already_exists_message: str = "Resource already exists."
     not_found_message: str = (
         "Resource '{id}' of kind 'SERVICE' in region '{region}' in project '{project}' does not exist."
     )
