@@ -248,3 +248,18 @@ def test_crm_permission_model(gcp_base_url: str, gcp_admin: AdminClient) -> None
     assert st == 403
     assert body["error"]["message"] == "The caller does not have permission"
     assert raw_request("GET", f"{gcp_base_url}/v3/projects/test-project", headers=hdr)[0] == 200
+
+
+def test_unknown_query_parameter(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """A query parameter the discovery method does not declare is rejected like ESF does (a misspelt
+    `updatemask` must not silently mean 'no mask'); both camelCase and snake_case spellings are accepted."""
+    _setup(gcp_base_url, gcp_admin)
+    st, _, body = raw_request("PATCH", f"{gcp_base_url}{SVCS}/app?updatemask=iapEnabled", {"iapEnabled": True})
+    assert st == 400
+    assert body["error"]["message"] == (
+        'Invalid JSON payload received. Unknown name "updatemask": Cannot bind query parameter. '
+        "Field 'updatemask' could not be found in request message."
+    )
+    for mask in ("updateMask=iapEnabled", "update_mask=iap_enabled"):
+        st, _, _ = raw_request("PATCH", f"{gcp_base_url}{SVCS}/app?{mask}&alt=json", {"iapEnabled": True})
+        assert st == 200

@@ -755,12 +755,43 @@ async def list_operations(ctx: Ctx) -> dict[str, Any]:
 _SVC = "/v2/projects/{project}/locations/{region}/services"
 _OPS = "/v2/projects/{project}/locations/{region}/operations"
 
+_D = "run.v2.json:projects.locations."
+
 ROUTES: list[Route] = [
-    route("POST", _SVC, "run.services.create", API, "write", "run.services.create", create_service),
-    route("GET", _SVC, "run.services.list", API, "read", "run.services.list", list_services),
-    route("GET", _SVC + "/{service}", "run.services.get", API, "read", "run.services.get", get_service),
-    route("PATCH", _SVC + "/{service}", "run.services.patch", API, "write", "run.services.update", patch_service),
-    route("DELETE", _SVC + "/{service}", "run.services.delete", API, "write", "run.services.delete", delete_service),
+    route(
+        "POST", _SVC, "run.services.create", API, "write", "run.services.create", create_service, _D + "services.create"
+    ),
+    route("GET", _SVC, "run.services.list", API, "read", "run.services.list", list_services, _D + "services.list"),
+    route(
+        "GET",
+        _SVC + "/{service}",
+        "run.services.get",
+        API,
+        "read",
+        "run.services.get",
+        get_service,
+        _D + "services.get",
+    ),
+    route(
+        "PATCH",
+        _SVC + "/{service}",
+        "run.services.patch",
+        API,
+        "write",
+        "run.services.update",
+        patch_service,
+        _D + "services.patch",
+    ),
+    route(
+        "DELETE",
+        _SVC + "/{service}",
+        "run.services.delete",
+        API,
+        "write",
+        "run.services.delete",
+        delete_service,
+        _D + "services.delete",
+    ),
     route(
         "GET",
         _SVC + "/{service}:getIamPolicy",
@@ -769,6 +800,7 @@ ROUTES: list[Route] = [
         "read",
         "run.services.getIamPolicy",
         get_iam,
+        _D + "services.getIamPolicy",
     ),
     route(
         "POST",
@@ -778,12 +810,38 @@ ROUTES: list[Route] = [
         "write",
         "run.services.setIamPolicy",
         set_iam,
+        _D + "services.setIamPolicy",
     ),
     route(
-        "POST", _SVC + "/{service}:testIamPermissions", "run.services.testIamPermissions", API, "read", None, test_iam
+        "POST",
+        _SVC + "/{service}:testIamPermissions",
+        "run.services.testIamPermissions",
+        API,
+        "read",
+        None,
+        test_iam,
+        _D + "services.testIamPermissions",
     ),
-    route("GET", _OPS, "run.operations.list", API, "read", "run.operations.list", list_operations),
-    route("GET", _OPS + "/{operation}", "run.operations.get", API, "read", "run.operations.get", get_operation),
+    route(
+        "GET",
+        _OPS,
+        "run.operations.list",
+        API,
+        "read",
+        "run.operations.list",
+        list_operations,
+        _D + "operations.list",
+    ),
+    route(
+        "GET",
+        _OPS + "/{operation}",
+        "run.operations.get",
+        API,
+        "read",
+        "run.operations.get",
+        get_operation,
+        _D + "operations.get",
+    ),
     route(
         "DELETE",
         _OPS + "/{operation}",
@@ -792,6 +850,16 @@ ROUTES: list[Route] = [
         "write",
         "run.operations.delete",
         delete_operation,
+        _D + "operations.delete",
     ),
-    route("POST", _OPS + "/{operation}:wait", "run.operations.wait", API, "read", "run.operations.get", wait_operation),
+    route(
+        "POST",
+        _OPS + "/{operation}:wait",
+        "run.operations.wait",
+        API,
+        "read",
+        "run.operations.get",
+        wait_operation,
+        _D + "operations.wait",
+    ),
 ]

@@ -126,15 +126,51 @@ _SVC = "/v1/projects/{project}/iap_web/cloud_run-{region}/services/{service}"
 _ANY = "/v1/projects/{project}/iap_web{rest+}"
 
 
+_D = "iap.v1.json:v1."
+_ROOT = "/v1/projects/{project}/iap_web"
+
+
 def _routes(base: str) -> list[Route]:
     return [
-        route("POST", base + ":getIamPolicy", "iap.getIamPolicy", API, "read", "iap.webServices.getIamPolicy", get_iam),
         route(
-            "POST", base + ":setIamPolicy", "iap.setIamPolicy", API, "write", "iap.webServices.setIamPolicy", set_iam
+            "POST",
+            base + ":getIamPolicy",
+            "iap.getIamPolicy",
+            API,
+            "read",
+            "iap.webServices.getIamPolicy",
+            get_iam,
+            _D + "getIamPolicy",
         ),
-        route("POST", base + ":testIamPermissions", "iap.testIamPermissions", API, "read", None, test_iam),
         route(
-            "GET", base + ":iapSettings", "iap.getIapSettings", API, "read", "iap.webServices.getSettings", get_settings
+            "POST",
+            base + ":setIamPolicy",
+            "iap.setIamPolicy",
+            API,
+            "write",
+            "iap.webServices.setIamPolicy",
+            set_iam,
+            _D + "setIamPolicy",
+        ),
+        route(
+            "POST",
+            base + ":testIamPermissions",
+            "iap.testIamPermissions",
+            API,
+            "read",
+            None,
+            test_iam,
+            _D + "testIamPermissions",
+        ),
+        route(
+            "GET",
+            base + ":iapSettings",
+            "iap.getIapSettings",
+            API,
+            "read",
+            "iap.webServices.getSettings",
+            get_settings,
+            _D + "getIapSettings",
         ),
         route(
             "PATCH",
@@ -144,8 +180,9 @@ def _routes(base: str) -> list[Route]:
             "write",
             "iap.webServices.updateSettings",
             update_settings,
+            _D + "updateIapSettings",
         ),
     ]
 
 
-ROUTES: list[Route] = _routes(_SVC) + _routes(_ANY)
+ROUTES: list[Route] = _routes(_SVC) + _routes(_ANY) + _routes(_ROOT)

@@ -71,6 +71,7 @@ ROUTES: list[Route] = [
         "read",
         "resourcemanager.projects.get",
         get_v3,
+        "cloudresourcemanager.v3.json:projects.get",
     ),
     route(
         "GET",
@@ -80,5 +81,6 @@ ROUTES: list[Route] = [
         "read",
         "resourcemanager.projects.get",
         get_v1,
+        "cloudresourcemanager.v1.json:projects.get",
     ),
 ]

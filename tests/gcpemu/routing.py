@@ -33,6 +33,8 @@ class Route:
     permission: str | None
     handler: Handler
     resource: Callable[[dict[str, str]], str] | None = None
+    query: frozenset[str] | None = None
+    """Query parameters the discovery document allows (None = not checked)."""
 
 
 def route(
@@ -43,12 +45,23 @@ def route(
     kind: str,
     permission: str | None,
     handler: Handler,
+    disc: str | None = None,
 ) -> Route:
-    """``path`` uses ``{name}`` for one segment (no ``/`` or ``:``) and ``{name+}`` for the rest."""
+    """``path`` uses ``{name}`` for one segment (no ``/`` or ``:``) and ``{name+}`` for the rest.
+
+    ``disc`` names the discovery method (``run.v2.json:projects.locations.services.create``) whose query
+    parameters are the only ones accepted.
+    """
     rx = re.escape(path)
     rx = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+?)", rx)
     rx = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/:]+)", rx)
-    return Route(http, re.compile(f"^{rx}$"), method_id, api, kind, permission, handler)
+    query = None
+    if disc is not None:
+        from gcpemu.schema import method_query_params
+
+        filename, _, method_path = disc.partition(":")
+        query = method_query_params(filename, method_path)
+    return Route(http, re.compile(f"^{rx}$"), method_id, api, kind, permission, handler, query=query)
 
 
 @dataclass(slots=True)

@@ -129,6 +129,49 @@ def discovery(filename: str) -> Discovery:
     return Discovery(filename)
 
 
+# System parameters every Google API front end accepts, in their plain and ``$``-prefixed forms.
+_SYSTEM_QUERY = frozenset(
+    {
+        "$.xgafv",
+        "access_token",
+        "alt",
+        "callback",
+        "fields",
+        "key",
+        "oauth_token",
+        "prettyPrint",
+        "quotaUser",
+        "uploadType",
+        "upload_protocol",
+        "$alt",
+        "$fields",
+        "$prettyPrint",
+        "$callback",
+        "$key",
+        "$quotaUser",
+        "upload_type",
+        "pretty_print",
+        "quota_user",
+    }
+)
+
+
+@functools.cache
+def method_query_params(filename: str, method_path: str) -> frozenset[str]:
+    """The query parameters a discovery method accepts (json and snake_case spellings, plus system ones)."""
+    node: Any = discovery(filename).doc
+    *resources_path, method = method_path.split(".")
+    for r in resources_path:
+        node = node["resources"][r]
+    spec = node["methods"][method]
+    names = set(_SYSTEM_QUERY)
+    for name, p in spec.get("parameters", {}).items():
+        if p.get("location") == "query":
+            names.add(name)
+            names.add(".".join(snake(s) for s in name.split(".")))
+    return frozenset(names)
+
+
 def bind_proto(msg: Message, descriptor: Any, _seen: set[int] | None = None) -> None:
     """Attach proto facts to a compiled discovery message: enum numbers and which fields the pinned proto
     knows (fields it lacks are never emitted inside Operations, whose parser is strict)."""

@@ -21,7 +21,7 @@ from aiohttp import web
 from gcpemu import cloudrun, control, iap, protected, resourcemanager, serviceusage
 from gcpemu.clock import Clock
 from gcpemu.config import EmulatorConfig
-from gcpemu.errors import ERROR_INFO, ApiError, Html404Error, invalid, permission_denied
+from gcpemu.errors import ERROR_INFO, ApiError, Html404Error, bad_request, invalid, permission_denied
 from gcpemu.faults import Faults, error_for, latency_for
 from gcpemu.iam import agent_project_number
 from gcpemu.quota import Quotas, service_title
@@ -254,6 +254,14 @@ class Emulator:
                 err = error_for(rule, route.api)
                 if err is not None:
                     raise err
+        if route.query is not None and cfg.reject_unknown_fields:
+            for name in query:
+                if name not in route.query:
+                    msg = (
+                        f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+                        f"Field '{name}' could not be found in request message."
+                    )
+                    raise bad_request(msg, [("", msg)])
         alt = query.get("$alt", query.get("alt", "json"))
         ctx = Ctx(
             emu=self,

@@ -102,6 +102,16 @@ ROUTES: list[Route] = [
         "write",
         None,
         generate_identity,
+        "serviceusage.v1beta1.json:services.generateServiceIdentity",
     ),
-    route("GET", "/v1beta1/operations/{operation+}", "serviceusage.operations.get", API, "read", None, get_operation),
+    route(
+        "GET",
+        "/v1beta1/operations/{operation+}",
+        "serviceusage.operations.get",
+        API,
+        "read",
+        None,
+        get_operation,
+        "serviceusage.v1beta1.json:operations.get",
+    ),
 ]
