@@ -94,3 +94,20 @@ def test_reset_and_state(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     assert gcp_admin.state()["services"] == {}
     assert gcp_admin.config()["operation_delay"] == 0.2
     assert gcp_admin.counts() == {}
+
+
+async def test_programmatic_start_in_running_loop() -> None:
+    """`await Emulator(config).start()` serves on the caller's event loop and returns the base URL."""
+    import aiohttp
+
+    from gcpemu.config import EmulatorConfig
+    from gcpemu.server import Emulator
+
+    emu = Emulator(EmulatorConfig(projects={"p-one": "101010101010"}))
+    base = await emu.start()
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"{base}/v3/projects/p-one") as r:
+            assert r.status == 200
+            assert (await r.json())["name"] == "projects/101010101010"
+    finally:
+        await emu.stop()
