@@ -80,6 +80,7 @@ def test_request_log_and_out_of_band_tag(gcp_base_url: str, gcp_admin: AdminClie
     patch = gcp_admin.requests("run.services.patch")[0]
     assert patch["query"]["updateMask"] == "iapEnabled"
     assert patch["status"] == 200
+    assert patch["body"] == {"iapEnabled": True}
     assert gcp_admin.requests("run.services.create")[0]["caller"] == "user:op@x.com"
     assert len(gcp_admin.requests(tag="out-of-band")) == 1
 

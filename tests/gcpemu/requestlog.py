@@ -25,6 +25,8 @@ class Entry:
     tag: str
     duration_ms: float
     error_status: str = ""
+    body: Any = None
+    """The parsed JSON request body (None when there was none)."""
 
 
 class RequestLog:

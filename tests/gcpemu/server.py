@@ -195,6 +195,7 @@ class Emulator:
                 token = auth[7:].strip()
                 caller = self.config.tokens.get(token, f"token:{token[:12]}")
         tag = request.headers.get("X-Emulator-Tag", "")
+        box: dict[str, Any] = {}
         matched = self._match(request.method, path)
         method_id = matched[0].method_id if matched else "unknown"
         status = 500
@@ -203,7 +204,7 @@ class Emulator:
             if matched is None:
                 raise Html404Error()
             route, params = matched
-            resp = await self._run(request, route, params, query, caller, tag)
+            resp = await self._run(request, route, params, query, caller, tag, box)
             status = resp.status
             return resp
         except ApiError as e:
@@ -230,6 +231,7 @@ class Emulator:
                     tag=tag,
                     duration_ms=(time.perf_counter() - t0) * 1000,
                     error_status=err_status,
+                    body=box.get("body"),
                 )
             )
 
@@ -241,6 +243,7 @@ class Emulator:
         query: dict[str, str],
         caller: str | None,
         tag: str,
+        box: dict[str, Any],
     ) -> web.StreamResponse:
         cfg = self.config
         extra = latency_for(cfg.latency, route.method_id) if cfg.latency else 0.0
@@ -298,7 +301,7 @@ class Emulator:
             raw = await request.read()
             if raw.strip():
                 try:
-                    ctx.body = json.loads(raw)
+                    ctx.body = box["body"] = json.loads(raw)
                 except ValueError as e:
                     msg = f"Invalid JSON payload received. {e.args[0] if e.args else 'Unexpected token'}."
                     raise ApiError(
