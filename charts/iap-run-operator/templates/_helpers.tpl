@@ -1,0 +1,88 @@
+{{/* Names, labels and the checks that refuse contradictory values. */}}
+
+{{- define "iap-run-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "iap-run-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "iap-run-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "iap-run-operator.labels" -}}
+helm.sh/chart: {{ include "iap-run-operator.chart" . }}
+{{ include "iap-run-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: iap-run-operator
+{{- end }}
+
+{{/* Labels that select the operator pod (immutable in the Deployment: never add to them). */}}
+{{- define "iap-run-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "iap-run-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "iap-run-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "iap-run-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "iap-run-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The tenancy policy file the operator reads (IAPRUN_TENANCY_POLICY_FILE). */}}
+{{- define "iap-run-operator.tenancyPolicy" -}}
+{{- dict "rules" .Values.tenancy.rules | toPrettyJson }}
+{{- end }}
+
+{{/*
+Contradictory values fail the render with a message that names them. Included once, by the Deployment.
+*/}}
+{{- define "iap-run-operator.validate" -}}
+{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.create=false needs serviceAccount.name: the operator must run as a ServiceAccount that the RBAC rules are bound to" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled=true needs metrics.enabled=true: there is nothing to scrape" }}
+{{- end }}
+{{- if and .Values.networkPolicy.metricsFrom (not .Values.metrics.enabled) }}
+{{- fail "networkPolicy.metricsFrom is set but metrics.enabled=false: there is no metrics port to open" }}
+{{- end }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.liveness.port)) }}
+{{- fail (printf "metrics.port and liveness.port are both %v: the two endpoints need their own ports" .Values.metrics.port) }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
+{{- end }}
+{{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
+{{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}
+{{- end }}
+{{- if and (not .Values.rbac.create) .Values.rbac.aggregate }}
+{{- fail "rbac.aggregate=true needs rbac.create=true (set both to false to manage all roles yourself)" }}
+{{- end }}
+{{- end }}

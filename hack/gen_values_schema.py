@@ -1,0 +1,234 @@
+"""Generate the chart's values.schema.json from its documented values.yaml.
+
+values.yaml is the source: each key carries a ``# -- description`` comment (continued by the ``#`` lines that
+follow it) and, optionally, ``# @schema {json}`` lines whose keywords are merged into the key's schema. The
+type of each key comes from its default value; every object gets ``additionalProperties: false`` unless its
+``@schema`` says what its free-form entries are. Shared item types (tenancy rules, EnvVar, Toleration) are
+defined below, so they are written once.
+
+Run ``python hack/gen_values_schema.py`` to rewrite the schema, ``--check`` to fail when it is stale (the unit
+test tests/unit/test_chart_generated.py does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "iap-run-operator"
+VALUES = CHART / "values.yaml"
+SCHEMA = CHART / "values.schema.json"
+
+Schema = dict[str, Any]
+
+_STRINGS: Schema = {"type": "array", "items": {"type": "string", "minLength": 1}}
+DEFINITIONS: dict[str, Schema] = {
+    "tenancyRule": {
+        "type": "object",
+        "description": "One tenancy rule: which namespaces it selects and what their objects may use. "
+        "Omitted lists mean 'any'.",
+        "properties": {
+            "namespaces": {**_STRINGS, "description": "Namespace names or globs (`team-a-*`) the rule selects."},
+            "namespaceSelector": {
+                "type": "object",
+                "description": "Label selector over namespaces (selected when its labels match).",
+                "properties": {
+                    "matchLabels": {
+                        "type": "object",
+                        "description": "Labels a namespace must carry.",
+                        "additionalProperties": {"type": "string"},
+                    }
+                },
+                "additionalProperties": False,
+            },
+            "projects": {**_STRINGS, "description": "Project IDs or globs the selected namespaces may use."},
+            "regions": {**_STRINGS, "description": "Cloud Run regions the selected namespaces may use."},
+            "accessorDomains": {**_STRINGS, "description": "Domains every accessor member must belong to."},
+        },
+        "additionalProperties": False,
+    },
+    "envVar": {
+        "type": "object",
+        "description": "A Kubernetes EnvVar.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "description": "Variable name."},
+            "value": {"type": "string", "description": "Literal value."},
+            "valueFrom": {"type": "object", "description": "Kubernetes EnvVarSource (validated by the API server)."},
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+    "toleration": {
+        "type": "object",
+        "description": "A Kubernetes Toleration.",
+        "properties": {
+            "key": {"type": "string", "description": "Taint key."},
+            "operator": {"type": "string", "enum": ["Exists", "Equal"], "description": "Exists or Equal."},
+            "value": {"type": "string", "description": "Taint value (with Equal)."},
+            "effect": {
+                "type": "string",
+                "enum": ["", "NoSchedule", "PreferNoSchedule", "NoExecute"],
+                "description": "Taint effect (empty: all).",
+            },
+            "tolerationSeconds": {"type": "integer", "description": "How long a NoExecute taint is tolerated."},
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+class SchemaError(ValueError):
+    """values.yaml lacks what the schema needs (a description, or a type its default cannot show)."""
+
+
+@dataclass
+class Doc:
+    description: list[str] = field(default_factory=list)
+    schema: Schema = field(default_factory=dict)
+
+
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?:\s|$)")
+
+
+def read_docs(text: str) -> dict[tuple[str, ...], Doc]:
+    """Map each key path of values.yaml to the comment block above it (keys inside lists are ignored)."""
+    docs: dict[tuple[str, ...], Doc] = {}
+    stack: list[tuple[int, str]] = []
+    pending: Doc | None = None
+    in_description = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            body = stripped[1:].strip()
+            if body.startswith("-- "):
+                pending, in_description = Doc(description=[body[3:].strip()]), True
+            elif body.startswith("@schema "):
+                if pending is None:
+                    raise SchemaError(f"values.yaml:{number}: @schema without a preceding '# --' description")
+                try:
+                    pending.schema.update(json.loads(body.removeprefix("@schema ")))
+                except json.JSONDecodeError as e:
+                    raise SchemaError(f"values.yaml:{number}: @schema is not JSON: {e}") from e
+                in_description = False
+            elif pending is not None and in_description and body:
+                pending.description.append(body)
+            continue
+        if not stripped:
+            if pending is None:
+                continue
+            raise SchemaError(f"values.yaml:{number}: blank line between a '# --' comment and its key")
+        match = _KEY.match(line)
+        if match is None:  # a list item or a continuation: no key of ours
+            pending = None
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        if pending is not None:
+            docs[tuple(key for _, key in stack)] = pending
+        pending, in_description = None, False
+    return docs
+
+
+def _type_of(value: Any, path: str) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    raise SchemaError(f"{path}: a null default needs '@schema {{\"type\": ...}}'")
+
+
+def schema_for(value: Any, path: tuple[str, ...], docs: dict[tuple[str, ...], Doc]) -> Schema:
+    dotted = ".".join(path)
+    doc = docs.get(path)
+    if doc is None:
+        raise SchemaError(f"{dotted}: no '# --' description above it in values.yaml")
+    schema: Schema = {}
+    if "type" not in doc.schema:
+        schema["type"] = _type_of(value, dotted)
+    schema["description"] = " ".join(doc.description)
+    if isinstance(value, dict) and "additionalProperties" not in doc.schema:
+        schema["properties"] = {key: schema_for(child, (*path, key), docs) for key, child in value.items()}
+        schema["additionalProperties"] = False
+    elif isinstance(value, list) and "items" not in doc.schema:
+        if not value or isinstance(value[0], dict | list):
+            raise SchemaError(f"{dotted}: a list of objects (or an empty list) needs '@schema {{\"items\": ...}}'")
+        schema["items"] = {"type": _type_of(value[0], dotted)}
+    if not isinstance(value, dict | list):
+        schema["default"] = value
+    schema.update(doc.schema)
+    if schema.get("type") == "object" and "properties" in schema:
+        schema.setdefault("additionalProperties", False)
+    return schema
+
+
+def generate(values_text: str) -> Schema:
+    values = yaml.safe_load(values_text)
+    docs = read_docs(values_text)
+    known = set(docs)
+    described = {path for path in known if _lookup(values, path) is not _MISSING}
+    if stale := sorted(".".join(p) for p in known - described):
+        raise SchemaError(f"comments for keys that do not exist: {stale}")
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Values of the iap-run-operator chart",
+        "description": "Generated from values.yaml by hack/gen_values_schema.py: do not edit.",
+        "type": "object",
+        "properties": {key: schema_for(value, (key,), docs) for key, value in values.items()},
+        "additionalProperties": False,
+        "definitions": DEFINITIONS,
+    }
+
+
+_MISSING = object()
+
+
+def _lookup(values: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return _MISSING
+        values = values[key]
+    return values
+
+
+def render(values_text: str) -> str:
+    return json.dumps(generate(values_text), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail if values.schema.json is not up to date")
+    args = parser.parse_args(argv)
+    try:
+        expected = render(VALUES.read_text())
+    except SchemaError as e:
+        print(f"values.yaml: {e}", file=sys.stderr)
+        return 1
+    if args.check:
+        if not SCHEMA.exists() or SCHEMA.read_text() != expected:
+            print(f"{SCHEMA.relative_to(REPO)} is stale: run `python hack/gen_values_schema.py`", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA.write_text(expected)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
