@@ -127,3 +127,39 @@ def test_resource_manager_projects_get(discovery_client: Callable[[str, str], An
     auto = crm3.projects().get(name="projects/brand-new").execute()
     assert auto["projectId"] == "brand-new"
     assert auto["name"].startswith("projects/")
+
+
+def test_project_iam_policy(
+    gcp_base_url: str, gcp_admin: AdminClient, discovery_client: Callable[[str, str], Any]
+) -> None:
+    """CRM v3/v1 project getIamPolicy/setIamPolicy: etag rules, allUsers rejected on projects, and a project
+    binding of run.invoker for the IAP agent (the seed-article variant) satisfies the protected URL's
+    invoker check."""
+    _create(gcp_base_url, gcp_admin)
+    gcp_admin.create_service_agent("demo-project")
+    crm3 = discovery_client("cloudresourcemanager", "v3")
+    pol = crm3.projects().getIamPolicy(resource="projects/demo-project", body={}).execute()
+    assert pol == {"etag": "ACAB"}
+    with pytest.raises(HttpError) as ei:
+        crm3.projects().setIamPolicy(
+            resource="projects/demo-project",
+            body={"policy": {"bindings": [{"role": "roles/viewer", "members": ["allUsers"]}]}},
+        ).execute()
+    assert ei.value.status_code == 400
+    binding = {"role": "roles/run.invoker", "members": [AGENT]}
+    new = (
+        crm3.projects()
+        .setIamPolicy(resource="projects/demo-project", body={"policy": {"bindings": [binding], "etag": "ACAB"}})
+        .execute()
+    )
+    crm1 = discovery_client("cloudresourcemanager", "v1")
+    assert crm1.projects().getIamPolicy(resource="demo-project", body={}).execute() == new
+    gcp_admin.add_binding(
+        "demo-project", "us-central1", "web", "roles/iap.httpsResourceAccessor", "user:alice@example.com", kind="iap"
+    )
+    st, _, body = raw_request(
+        "GET",
+        f"{gcp_base_url}/",
+        headers={"Host": "web-123456789012.us-central1.run.app", "X-Emulator-User": "user:alice@example.com"},
+    )
+    assert st == 200, body
