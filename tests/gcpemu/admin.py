@@ -204,6 +204,10 @@ class AdminClient:
     def set_clock(self, rfc3339: str) -> str:
         return str(self.call("POST", "clock", {"set": rfc3339})["now"])
 
+    def reset_clock(self) -> str:
+        """Back to real time (offset 0)."""
+        return str(self.call("POST", "clock", {"reset": True})["now"])
+
     def set_operation_delay(self, seconds: float, method: str | None = None) -> None:
         """Seconds until create/patch/delete Operations complete (0 = done at once); per method if given."""
         if method is None:
