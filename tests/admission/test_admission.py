@@ -501,6 +501,7 @@ FULL_STATUS: Manifest = {
     "url": "https://hello-123456789012.asia-northeast1.run.app",
     "latestReadyRevision": "hello-00001-abc",
     "latestCreatedRevision": "hello-00001-abc",
+    "templateHash": "0123456789abcdef",
     "iap": {
         "serviceAgent": "service-123456789012@gcp-sa-iap.iam.gserviceaccount.com",
         "resource": "projects/123456789012/iap_web/cloud_run-asia-northeast1/services/hello",
