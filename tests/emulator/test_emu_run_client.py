@@ -209,3 +209,36 @@ def test_int_enum_encoding(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     assert as_name["launchStage"] == "GA"
     assert "iapEnabled" not in as_name
     assert "reconciling" not in as_name
+
+
+def test_operations_mixins(run_client: Any, gcp_admin: AdminClient) -> None:
+    """The client's operations mixins (get/wait/list/delete_operation) work against the emulator."""
+    from google.protobuf import duration_pb2
+
+    operations_pb2: Any = importlib.import_module("google.longrunning.operations_pb2")
+    gcp_admin.set_operation_delay(0.5)
+    op = run_client.create_service(parent=PARENT, service=_service(), service_id="mixins")
+    name = op.operation.name
+    assert not run_client.get_operation(operations_pb2.GetOperationRequest(name=name)).done
+    waited = run_client.wait_operation(
+        operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=5))
+    )
+    assert waited.done
+    listed = run_client.list_operations(operations_pb2.ListOperationsRequest(name=PARENT))
+    assert [o.name for o in listed.operations] == [name]
+    run_client.delete_operation(operations_pb2.DeleteOperationRequest(name=name))
+    with pytest.raises(gexc.NotFound):
+        run_client.get_operation(operations_pb2.GetOperationRequest(name=name))
+
+
+def test_get_retries_injected_503(run_client: Any, gcp_admin: AdminClient) -> None:
+    """The client's default retry (503 only, for get/list) rides over one injected UNAVAILABLE; a 500 is not
+    retried."""
+    gcp_admin.set_operation_delay(0)
+    run_client.create_service(parent=PARENT, service=_service(), service_id="retry").result()
+    gcp_admin.inject_error("run.services.get", http=503, count=1)
+    assert run_client.get_service(name=f"{PARENT}/services/retry").name.endswith("/retry")
+    assert [r["status"] for r in gcp_admin.requests("run.services.get")] == [503, 200]
+    gcp_admin.inject_error("run.services.get", http=500, count=1, message="boom")
+    with pytest.raises(gexc.InternalServerError, match="boom"):
+        run_client.get_service(name=f"{PARENT}/services/retry")
