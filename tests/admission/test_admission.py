@@ -205,6 +205,12 @@ INVALID_CREATES = [
     Invalid("accessor-without-prefix", accessors("alice@example.com"), "is not a valid IAM member"),
     Invalid("accessor-user-without-domain", accessors("user:alice"), "is not a valid IAM member"),
     Invalid("accessor-unknown-prefix", accessors("people:alice@example.com"), "is not a valid IAM member"),
+    Invalid("accessor-email-without-tld", accessors("group:devs@example"), "is not a valid IAM member"),
+    Invalid(
+        "accessor-principal-outside-identity-pools",
+        accessors("principal://goog/subject/alice@example.com"),
+        "is not a valid IAM member",
+    ),
     Invalid(
         "accessor-deleted-principal",
         accessors("deleted:user:bob@example.com?uid=123456789012345678901"),
