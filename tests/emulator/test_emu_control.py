@@ -3,6 +3,7 @@ reset and state dump."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -58,7 +59,7 @@ def test_latency_and_hang(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     assert raw_request("GET", f"{gcp_base_url}/v3/projects/demo-project")[0] == 200
     assert time.monotonic() - t0 >= 0.2
     gcp_admin.set_latency("cloudresourcemanager.*", 0)
-    gcp_admin.hang("cloudresourcemanager.projects.get", 5.0, count=1)
+    gcp_admin.hang("cloudresourcemanager.projects.get", 2.0, count=1)
     t0 = time.monotonic()
     try:
         raw_request("GET", f"{gcp_base_url}/v3/projects/demo-project", timeout=0.3)
@@ -112,3 +113,19 @@ async def test_programmatic_start_in_running_loop() -> None:
             assert (await r.json())["name"] == "projects/101010101010"
     finally:
         await emu.stop()
+
+
+def test_reset_isolates_hanging_requests(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """A request still hanging when the emulator is reset neither lands in the new request log nor touches
+    the new world (it is answered CANCELLED)."""
+    gcp_admin.hang("run.services.create", 0.5, count=1)
+    url = f"{gcp_base_url}{SVCS}?serviceId=ghost"
+    with contextlib.suppress(TimeoutError):
+        raw_request("POST", url, BODY, timeout=0.1)
+    gcp_admin.reset()
+    deadline = time.monotonic() + 5
+    while gcp_admin.stats()["inflight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gcp_admin.stats()["inflight"] == 0
+    assert gcp_admin.counts() == {}
+    assert gcp_admin.state()["services"] == {}

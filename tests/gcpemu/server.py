@@ -52,6 +52,8 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.base_url = ""
         self.inflight = 0
+        self.epoch = 0
+        """Bumped by reset(): requests still in flight from before (e.g. hanging ones) are then not logged."""
 
     # ---------------------------------------------------------------------------------------------- lifecycle
 
@@ -81,6 +83,7 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the starting configuration and an empty world (clock, faults, quotas, log too)."""
+        self.epoch += 1
         self.world.cancel_timers()
         self.config = self.initial_config.copy()
         self.world = World(self.config)
@@ -195,7 +198,8 @@ class Emulator:
                 token = auth[7:].strip()
                 caller = self.config.tokens.get(token, f"token:{token[:12]}")
         tag = request.headers.get("X-Emulator-Tag", "")
-        box: dict[str, Any] = {}
+        epoch = self.epoch
+        box: dict[str, Any] = {"epoch": epoch}
         matched = self._match(request.method, path)
         method_id = matched[0].method_id if matched else "unknown"
         status = 500
@@ -218,22 +222,23 @@ class Emulator:
             return self.error_response(ApiError("INTERNAL", f"Internal error: {e!r}"), path)
         finally:
             self.inflight -= 1
-            self.log.add(
-                Entry(
-                    seq=self.log.next_seq(),
-                    time=self.clock.time(),
-                    method=method_id,
-                    http=request.method,
-                    path=path,
-                    query=query,
-                    status=status,
-                    caller=caller or "",
-                    tag=tag,
-                    duration_ms=(time.perf_counter() - t0) * 1000,
-                    error_status=err_status,
-                    body=box.get("body"),
+            if epoch == self.epoch:
+                self.log.add(
+                    Entry(
+                        seq=self.log.next_seq(),
+                        time=self.clock.time(),
+                        method=method_id,
+                        http=request.method,
+                        path=path,
+                        query=query,
+                        status=status,
+                        caller=caller or "",
+                        tag=tag,
+                        duration_ms=(time.perf_counter() - t0) * 1000,
+                        error_status=err_status,
+                        body=box.get("body"),
+                    )
                 )
-            )
 
     async def _run(
         self,
@@ -265,6 +270,8 @@ class Emulator:
                         f"Field '{name}' could not be found in request message."
                     )
                     raise bad_request(msg, [("", msg)])
+        if box["epoch"] != self.epoch:  # a reset happened while this request hung: do not touch the new world
+            raise ApiError("CANCELLED", "The request was cancelled by an emulator reset.")
         alt = query.get("$alt", query.get("alt", "json"))
         ctx = Ctx(
             emu=self,
