@@ -65,3 +65,11 @@ clean: ## remove the in-checkout environment (the user cache stays)
 run: tools ## run the operator in the foreground against the current KUBECONFIG (installs the CRD first)
 	$(VENV)/bin/kubectl apply --server-side -f crds/
 	$(PY) -m iaprun_operator
+
+.PHONY: demo
+demo: tools ## the main job on the local world: control plane + emulator + operator + a protected service
+	$(PY) hack/demo.py
+
+.PHONY: image
+image: ## build the operator image with buildah on a local Debian base (cached); prints its name
+	./hack/image/build.sh

@@ -92,6 +92,14 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         runtime.google = Google.build(runtime.settings)
         metrics.serve(runtime.settings.metrics_port)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster ServiceAccount first, then KUBECONFIG (a custom registry has no default login)."""
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(
+            **kwargs
+        )
+        return info
+
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
         if runtime.google is not None:

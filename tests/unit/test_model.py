@@ -68,3 +68,12 @@ def test_members_are_normalised() -> None:
 def test_invalid_specs_are_refused(patch: dict, message: str) -> None:
     with pytest.raises(InvalidSpecError, match=message):
         parse_spec({**BASE, **patch}, name="hello")
+
+
+def test_secret_env_maps_to_cloud_run_value_source() -> None:
+    ref = {"secretKeyRef": {"secret": "db-password", "version": "latest"}}
+    spec = parse_spec(
+        {**BASE, "template": {"containers": [{"image": "hello", "env": [{"name": "PW", "valueFrom": ref}]}]}},
+        name="hello",
+    )
+    assert spec.template["containers"][0]["env"] == [{"name": "PW", "valueSource": ref}]

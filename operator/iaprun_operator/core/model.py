@@ -156,6 +156,10 @@ def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
     for index, container in enumerate(containers):
         if not str(container.get("image", "")).strip():
             raise InvalidSpecError(f"spec.template.containers[{index}].image: required")
+        for var in container.get("env") or ():
+            # Kubernetes users write valueFrom; Cloud Run v2 calls the same thing valueSource.
+            if "valueFrom" in var:
+                var["valueSource"] = var.pop("valueFrom")
     env = template.get("executionEnvironment")
     if env is not None:
         if env not in EXECUTION_ENVIRONMENT:

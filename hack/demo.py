@@ -1,0 +1,164 @@
+"""`make demo`: the whole story on the embedded local world, as a person would want to watch it.
+
+Starts the real control plane and the Google emulator, installs the CRD, runs the operator, applies
+examples/hello.yaml, waits for Ready, then shows the `kubectl get` row, the conditions, the service URL,
+the IAP policy and three requests to the protected URL. Interactive: keeps everything running for
+exploring until Ctrl-C; otherwise (CI, a pipe) it cleans up and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
+
+from gcpemu.admin import AdminClient  # noqa: E402
+from gcpemu.testing import EmulatorProcess  # noqa: E402
+from integration.harness import OperatorProcess  # noqa: E402
+from testworld import tools  # noqa: E402
+from testworld.cluster import ControlPlane  # noqa: E402
+
+BOLD, DIM, GREEN, RED, RESET = (
+    ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("", "", "", "", "")
+)
+STARTED = time.monotonic()
+
+
+def step(text: str) -> None:
+    print(f"{DIM}[{time.monotonic() - STARTED:5.1f}s]{RESET} {BOLD}{text}{RESET}", flush=True)
+
+
+def show(text: str) -> None:
+    for line in text.rstrip().splitlines():
+        print(f"    {line}")
+
+
+@contextmanager
+def started(what: str, start: object, stop: object) -> Iterator[None]:
+    step(what)
+    start()  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        stop()  # type: ignore[operator]
+
+
+def visit(emulator: str, url: str, user: str | None) -> str:
+    host = urlparse(url).netloc
+    request = urllib.request.Request(f"{emulator}/_run/{host}/", headers={"Accept": "text/html"})
+    if user:
+        request.add_header("X-Emulator-User", user)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            body = response.read().decode(errors="replace").strip().splitlines()
+            return f"{GREEN}{response.status}{RESET} {body[0] if body else ''}"
+    except urllib.error.HTTPError as error:
+        where = error.headers.get("Location", "")
+        detail = f"-> {where[:70]}..." if where else error.read().decode(errors="replace").strip()[:90]
+        return f"{RED}{error.code}{RESET} {detail}"
+
+
+def main() -> int:
+    interactive = sys.stdin.isatty() and os.environ.get("DEMO_KEEP", "1") != "0"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    step("Fetching pinned tools and the control-plane binary (cached after the first run)")
+    kubectl_bin = str(tools.kubectl_path())
+    tools.controlplane_path()
+    workdir = Path(tempfile.mkdtemp(prefix="iaprun-demo-"))
+    plane = ControlPlane()
+    emulator = EmulatorProcess({"groups": {"group:devs@example.com": ["user:bob@example.com"]}})
+    with ExitStack() as stack:
+        stack.enter_context(
+            started(
+                "Starting kube-apiserver + etcd + controllers on loopback",
+                lambda: plane.start(workdir / "cluster"),
+                plane.close,
+            )
+        )
+        stack.enter_context(
+            started(
+                "Starting the Google Cloud emulator (Cloud Run v2, IAP v1, Service Usage, CRM)",
+                emulator.start,
+                emulator.stop,
+            )
+        )
+        kubeconfig = str(plane.kubeconfig)
+        env = dict(os.environ, KUBECONFIG=kubeconfig)
+
+        def kubectl(*args: str, quiet: bool = False) -> str:
+            out = subprocess.run([kubectl_bin, *args], env=env, capture_output=True, text=True, check=True).stdout
+            if not quiet:
+                show(out)
+            return out
+
+        step("Installing the IapRunService CRD")
+        kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        kubectl("wait", "--for=condition=Established", "crd/iaprunservices.iaprun.dev", quiet=True)
+        operator = OperatorProcess(
+            kubeconfig=kubeconfig,
+            google_endpoint=emulator.base_url,
+            log_dir=workdir,
+            env={"IAPRUN_TIMER_TICK_SECONDS": "10"},
+        )
+        stack.enter_context(started(f"Starting the operator (log: {operator.log_path})", operator.start, operator.stop))
+        step("Applying examples/hello.yaml (hello image, IAP on, one group and one user as accessors)")
+        kubectl("apply", "-f", str(REPO / "examples" / "hello.yaml"))
+        step("Waiting for Ready (kubectl wait --for=condition=Ready)")
+        kubectl("wait", "--for=condition=Ready", "iaprunservice/hello", "--timeout=120s")
+        step("kubectl get irs -o wide")
+        kubectl("get", "irs", "-o", "wide")
+        obj = json.loads(kubectl("get", "irs", "hello", "-o", "json", quiet=True))
+        step("Conditions")
+        for c in obj["status"]["conditions"]:
+            show(f"{c['type']:<16} {c['status']:<6} {c['reason']:<14} {c['message']}")
+        url = obj["status"]["url"]
+        step(f"Service URL: {url}")
+        admin = AdminClient(emulator.base_url)
+        key = f"{obj['status']['projectNumber']}/{obj['status']['region']}/hello"
+        state = admin.state()
+        step(f"IAP policy on {obj['status']['iap']['resource']}")
+        show(json.dumps(state["iap_policies"].get(key, {}), indent=2))
+        step("Cloud Run service policy (the IAP service agent may invoke it; nobody else)")
+        show(json.dumps(state["run_policies"].get(key, {}), indent=2))
+        step("Three requests to the protected URL")
+        show(f"anonymous                         : {visit(emulator.base_url, url, None)}")
+        show(f"user:mallory@example.com (no access): {visit(emulator.base_url, url, 'user:mallory@example.com')}")
+        show(f"user:alice@example.com (accessor)  : {visit(emulator.base_url, url, 'user:alice@example.com')}")
+        show(f"user:bob@example.com (via group)   : {visit(emulator.base_url, url, 'user:bob@example.com')}")
+        print()
+        print(f"Explore: export KUBECONFIG={kubeconfig}")
+        print(f"         kubectl describe irs hello   |   emulator admin: {emulator.base_url}/_emulator/state")
+        if interactive:
+            print("Everything keeps running; press Ctrl-C to stop and clean up.")
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                print()
+        step("Cleaning up")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
