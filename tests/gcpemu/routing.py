@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,7 +32,6 @@ class Route:
     kind: str  # read | write
     permission: str | None
     handler: Handler
-    resource: Callable[[dict[str, str]], str] | None = None
     query: frozenset[str] | None = None
     """Query parameters the discovery document allows (None = not checked)."""
 
@@ -78,7 +77,6 @@ class Ctx:
     int_enums: bool
     project: Project | None = None
     tag: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def qbool(self, name: str, snake_name: str | None = None) -> bool:
         raw = self.query.get(name)
