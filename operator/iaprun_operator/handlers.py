@@ -105,7 +105,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if runtime.google is not None:
             runtime.google.calls.close()
 
-    @kopf.index("", "v1", "namespaces", registry=registry)
+    @kopf.index("", "v1", "namespaces", id="namespaces", registry=registry)
     def namespaces(
         name: str, uid: str, labels: Mapping[str, str], annotations: Mapping[str, str], **_: Any
     ) -> dict[str, NamespaceInfo]:
