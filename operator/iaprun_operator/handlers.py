@@ -82,7 +82,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             prefix=PREFIX, key="last-handled-configuration"
         )
         settings.posting.reporting_component = "iap-run-operator"
-        settings.posting.level = logging.WARNING  # Events come from the loop, not from kopf's log lines
+        # Events come from the loop (one per change or failure). kopf would also turn its own log lines
+        # into Events, e.g. an Error Event for every "come back later" while Cloud Run works.
+        settings.posting.level = logging.CRITICAL
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 30

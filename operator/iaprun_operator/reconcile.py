@@ -19,7 +19,7 @@ from iaprun_operator.core import conditions as cond
 from iaprun_operator.core import tenancy
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.iam import format_time, plan_accessors, plan_invoker
-from iaprun_operator.core.model import InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
+from iaprun_operator.core.model import Adoption, InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
 from iaprun_operator.core.names import Owner, ServiceRef, iap_service_agent
 from iaprun_operator.core.service import desired_service, ownership, plan_update, template_hash, without_owner
 from iaprun_operator.google.bundle import Google
@@ -206,7 +206,7 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
 
     claimed = ownership(observed)
     if claimed != owner.label:
-        if claimed is None and spec.adoption.value == "IfUnowned":
+        if claimed is None and spec.adoption is Adoption.IF_UNOWNED:
             p.event(
                 "Normal",
                 "Adopting",
