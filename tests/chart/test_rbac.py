@@ -1,0 +1,185 @@
+"""The chart's RBAC is exactly what the operator needs: sufficient, and every grant used.
+
+- The table NEEDED below lists each (apiGroup, resource, verb) with the reason the operator needs it. The
+  rendered ClusterRole (cluster-wide) and ClusterRole + Role (``watchNamespace``) must grant exactly that set:
+  a grant the table does not justify, or a need the chart forgets, fails.
+- Sufficient: the chart is installed into the real control plane, and the operator process runs with a token
+  of the chart's ServiceAccount (TokenRequest) against the Google emulator; an IapRunService reaches Ready and
+  the operator logs no permission error.
+- Minimal: for each row of the table, the operator runs with every grant but that one, and the API server's
+  refusal of exactly that verb on that resource shows up in the operator's log (kopf logs what it was refused).
+  A grant the operator never exercises would produce no refusal, and its case would fail.
+
+Nothing is mocked: real kube-apiserver with RBAC, the operator as a process, the emulator as a process.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chart.conftest import Manifest, Release, find, grants, only
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess
+from integration.harness import OperatorProcess, apply, manifest, wait_for
+from testworld.fixtures import Runner
+
+Render = Callable[..., list[Manifest]]
+Grant = tuple[str, str, str]
+
+NEEDED: dict[Grant, str] = {
+    # kopf watches CRDs (list, then watch) so that it serves IapRunService as soon as its CRD is established,
+    # even when the operator started first; without them it scans once at start-up only.
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"): "kopf's resource observer lists CRDs",
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): "...and watches them for changes",
+    # The namespaces index (handlers.py): labels for the tenancy policy, the default-project annotation and the
+    # uid of kube-system (the default cluster id). Namespaces are cluster-scoped.
+    ("", "namespaces", "list"): "the namespaces index is filled by a list",
+    ("", "namespaces", "watch"): "...and kept current by a watch",
+    # The objects themselves: watched, and patched for the finalizer, kopf's progress annotations and the
+    # last-handled configuration.
+    ("iaprun.dev", "iaprunservices", "list"): "kopf's watcher starts with a list",
+    ("iaprun.dev", "iaprunservices", "watch"): "...and then watches",
+    ("iaprun.dev", "iaprunservices", "patch"): "finalizer, progress and diff-base annotations",
+    # Status goes through the status subresource (the CRD declares it), so the main resource's patch does not
+    # cover it.
+    ("iaprun.dev", "iaprunservices/status", "patch"): "conditions, observedGeneration, url, iap status",
+    # Events on the objects (kopf.event posts core/v1 Events; it never reads or updates them).
+    ("", "events", "create"): "Events for what the reconcile did",
+}
+
+
+def test_chart_grants_exactly_the_table(render: Render) -> None:
+    """Cluster-wide install: the operator's ClusterRole grants exactly NEEDED, nothing more, nothing less."""
+    manifests = render()
+    cluster_role = find(manifests, "ClusterRole", "rel-iap-run-operator")[0]
+    assert grants(cluster_role["rules"]) == set(NEEDED)
+    assert find(manifests, "Role") == []
+
+
+def test_namespaced_install_grants_exactly_the_table(render: Render) -> None:
+    """watchNamespace install: ClusterRole + Role together grant exactly NEEDED, object rights only in the Role."""
+    manifests = render("--set", "watchNamespace=team-a")
+    cluster_role = find(manifests, "ClusterRole", "rel-iap-run-operator")[0]
+    role = only(manifests, "Role")
+    assert grants(cluster_role["rules"]) | grants(role["rules"]) == set(NEEDED)
+    assert not grants(cluster_role["rules"]) & grants(role["rules"])
+
+
+@pytest.fixture
+def emulator_url(gcp_emulator_process: EmulatorProcess) -> str:
+    return gcp_emulator_process.base_url
+
+
+@pytest.fixture
+def operators(tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start operator processes (stopped at the end of the test)."""
+    started: list[OperatorProcess] = []
+
+    def start(kubeconfig: Path, google_endpoint: str) -> OperatorProcess:
+        proc = OperatorProcess(kubeconfig=str(kubeconfig), google_endpoint=google_endpoint, log_dir=tmp_path)
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def test_operator_reaches_ready_with_the_charts_service_account(
+    release: Release,
+    kubectl: Runner,
+    namespace: str,
+    sa_kubeconfig: Callable[[str, str], Path],
+    emulator_url: str,
+    operators: Callable[..., OperatorProcess],
+) -> None:
+    """helm install, then the operator with a TokenRequest token of the chart's ServiceAccount reconciles an object
+    to Ready (the Cloud Run service exists in the emulator, with IAP on), finalises its deletion (the service is
+    deleted, the finalizer removed), and logs no permission error."""
+    release.install()
+    operator = operators(sa_kubeconfig(namespace, release.fullname), emulator_url)
+    name = f"rbac-{uuid.uuid4().hex[:6]}"
+    apply(kubectl, namespace, manifest(name))
+    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=90s")
+    service = AdminClient(emulator_url).service("demo-project", "asia-northeast1", name)
+    assert service is not None
+    assert service["iapEnabled"] is True
+    kubectl("delete", "-n", namespace, f"iaprunservice/{name}", "--timeout=90s")
+    assert AdminClient(emulator_url).service("demo-project", "asia-northeast1", name) is None
+    log = operator.log_path.read_text()
+    assert not re.search(r"forbidden|Not enough permissions|cannot \w+ resource", log, re.IGNORECASE), log[-3000:]
+
+
+def _rules_without(missing: Grant) -> list[dict[str, Any]]:
+    by_resource: dict[tuple[str, str], list[str]] = {}
+    for group, resource, verb in NEEDED:
+        if (group, resource, verb) != missing:
+            by_resource.setdefault((group, resource), []).append(verb)
+    return [{"apiGroups": [g], "resources": [r], "verbs": verbs} for (g, r), verbs in by_resource.items()]
+
+
+@pytest.fixture
+def cluster_role_binding(kube_admin: Any) -> Iterator[Callable[[str, str, list[dict[str, Any]]], None]]:
+    """Create a ClusterRole with the given rules bound to a ServiceAccount; both deleted after the test."""
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(kube_admin)
+    names: list[str] = []
+
+    def make(namespace: str, sa: str, rules: list[dict[str, Any]]) -> None:
+        name = f"ablation-{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+            }
+        )
+
+    yield make
+    for name in names:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
+
+
+@pytest.mark.parametrize("missing", list(NEEDED), ids=["/".join(filter(None, grant)) for grant in NEEDED])
+def test_each_grant_is_used(
+    missing: Grant,
+    crd_installed: None,
+    kubectl: Runner,
+    namespace: str,
+    sa_kubeconfig: Callable[[str, str], Path],
+    cluster_role_binding: Callable[[str, str, list[dict[str, Any]]], None],
+    emulator_url: str,
+    operators: Callable[..., OperatorProcess],
+) -> None:
+    """Without this one grant, the API server refuses the operator exactly that verb on that resource."""
+    group, resource, verb = missing
+    kubeconfig = sa_kubeconfig(namespace, "ablation")
+    cluster_role_binding(namespace, "ablation", _rules_without(missing))
+    operator = operators(kubeconfig, emulator_url)
+    apply(kubectl, namespace, manifest(f"abl-{uuid.uuid4().hex[:6]}"))
+    refusal = re.compile(
+        rf'cannot {verb} resource \\?"{re.escape(resource)}\\?" in API group \\?"{re.escape(group)}\\?"'
+    )
+    wait_for(
+        lambda: refusal.search(operator.log_path.read_text()),
+        timeout=60,
+        what=f"the refusal of {verb} {resource} in the operator's log ({operator.log_path})",
+    )
+
+
+@pytest.fixture
+def crd_installed(kubectl: Runner) -> None:
+    from integration.harness import REPO
+
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/iaprunservices.iaprun.dev")
