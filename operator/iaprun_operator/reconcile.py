@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT_ANNOTATION = "iaprun.dev/default-project"
 IAM_ATTEMPTS = 4
-AGENT_NOT_READY_DELAY = 15.0
 
 
 @dataclass(frozen=True)
@@ -327,7 +326,6 @@ async def _invoker_step(p: _Pass, spec: Spec, ref: ServiceRef, agent: str) -> No
             p.failure = cond.Failure(
                 "DependencyNotReady", f"IAP service agent not usable yet: {error.message}", stalled=False
             )
-            p.result.retry_after = AGENT_NOT_READY_DELAY
             return
         raise
     if decided.public_members:
