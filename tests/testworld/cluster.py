@@ -159,6 +159,10 @@ class ControlPlane:
                 self._kill()
         self._release()
 
+    def kill(self) -> None:
+        """SIGKILL the process (a crash, for reliability tests); the data directory is kept."""
+        self._kill()
+
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
