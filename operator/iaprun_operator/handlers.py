@@ -131,7 +131,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         )
 
     def publish(result: Result, body: kopf.Body, patch: kopf.Patch) -> None:
-        for key, value in result.status.items():
+        # Only what changed: a steady-state pass then patches nothing in Kubernetes either.
+        for key, value in status_changes(body.status, result.status).items():
             patch.status[key] = value
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
@@ -187,6 +188,20 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not result.done:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
+
+
+def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The status fields whose value differs from what the object already shows.
+
+    None means "absent" in a merge patch, so a None that is already absent is no change.
+    """
+    return {key: value for key, value in wanted.items() if _without_none(current.get(key)) != _without_none(value)}
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _next_drift(body: kopf.Body, settings: Settings) -> float:

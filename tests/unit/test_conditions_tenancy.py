@@ -81,3 +81,17 @@ def test_tenancy() -> None:
     assert "no tenancy rule" in (check(POLICY, **{**ok, "namespace": "team-c"}, members=[]) or "")
     platform = {**ok, "namespace": "infra", "project": "p", "namespace_labels": {"tier": "platform"}}
     assert check(POLICY, **platform, members=[]) is None
+
+
+def test_status_changes_skip_what_the_object_already_shows() -> None:
+    from iaprun_operator.handlers import status_changes
+
+    current = {"url": "https://a", "iap": {"resource": "r", "foreignMembers": []}, "observedGeneration": 2}
+    same = {
+        "url": "https://a",
+        "iap": {"resource": "r", "foreignMembers": [], "nextExpiry": None},
+        "observedGeneration": 2,
+    }
+    assert status_changes(current, same) == {}
+    assert status_changes(current, {**same, "observedGeneration": 3}) == {"observedGeneration": 3}
+    assert status_changes(current, {"iap": {"resource": "r2"}}) == {"iap": {"resource": "r2"}}
