@@ -3,8 +3,9 @@
 Cases are in Argo CD's own format (``health_test.yaml`` listing ``testdata/*.yaml`` with the expected
 ``healthStatus``), so the directory can be contributed to Argo CD's ``resource_customizations`` as is.
 The script runs in a real Lua 5.1 interpreter (PyPI ``lupa``; Argo CD's gopher-lua is Lua 5.1), with the
-object bound to the global ``obj`` as Argo CD does. Nothing is mocked. Also proven: every fixture is
-listed (none is silently unchecked), and the argocd-cm patch we ship carries the script unchanged.
+object bound to the global ``obj`` and only the libraries Argo CD's VM opens, as Argo CD does. Nothing
+is mocked. Also proven: every fixture is listed (none is silently unchecked), and the argocd-cm patch we
+ship carries the script unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def _lua() -> Any:
 def health(obj: dict[str, Any]) -> dict[str, str]:
     """Run health.lua on ``obj`` the way Argo CD does: ``obj`` is a global, the script returns a table."""
     lua = _lua()
+    # Argo CD's VM opens only the base, package and table libraries (plus a safe os subset): take away the
+    # rest, so a script that calls string.*, math.* or io.* fails here as it would in Argo CD.
+    lua.execute("string, math, io, os, debug, coroutine = nil, nil, nil, nil, nil, nil")
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(SCRIPT)
     return {"status": str(result["status"]), "message": str(result["message"] or "")}
