@@ -132,3 +132,32 @@ def test_planning_is_idempotent_and_never_touches_other_roles(policy: dict, want
         assert members(written, IAP_ACCESSOR_ROLE) == set(wanted)
     second = plan_accessors(written, accessors, mode=mode, ledger=first.ledger, now=NOW)
     assert second.policy is None
+
+
+def test_additive_never_claims_a_member_someone_else_granted() -> None:
+    """Declaring a member that already held the role, then undeclaring it, leaves it in place."""
+    policy = {"bindings": [{"role": IAP_ACCESSOR_ROLE, "members": ["user:preexisting@example.com"]}]}
+    declared = plan_accessors(
+        policy,
+        [Accessor("user:preexisting@example.com"), Accessor("user:new@example.com")],
+        mode=AccessorsPolicy.ADDITIVE,
+        ledger=(),
+        now=NOW,
+    )
+    assert declared.ledger == ("user:new@example.com",)
+    written = declared.policy or policy
+    undeclared = plan_accessors(written, [], mode=AccessorsPolicy.ADDITIVE, ledger=declared.ledger, now=NOW)
+    assert undeclared.policy is not None
+    assert members(undeclared.policy, IAP_ACCESSOR_ROLE) == {"user:preexisting@example.com"}
+
+
+def test_public_invoker_not_reported_when_iap_is_off_and_expiry_reported_once() -> None:
+    policy = {"bindings": [{"role": RUN_INVOKER_ROLE, "members": ["allUsers"]}]}
+    off = plan_invoker(policy, agent_member=AGENT, grant=False, remove_public=True, protect=False)
+    assert off.public_members == ()
+    assert off.policy is None
+    gone = datetime(2026, 1, 1, tzinfo=UTC)
+    again = plan_accessors(
+        {}, [Accessor("user:temp@example.com", gone)], mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW
+    )
+    assert again.expired == ()

@@ -101,7 +101,7 @@ def plan_invoker(
     """
     bindings = _bindings(policy)
     public: list[str] = []
-    for b in bindings:
+    for b in bindings if protect else ():
         if b.get("role") == RUN_INVOKER_ROLE:
             public.extend(m for m in b.get("members") or () if is_public_member(m))
     removed: list[str] = []
@@ -180,9 +180,10 @@ def plan_accessors(
     longer declared are removed; every other member is left alone and reported as foreign.
     """
     live = [a for a in accessors if a.expires is None or a.expires > now]
-    expired = tuple(a.member for a in accessors if a.expires is not None and a.expires <= now)
     wanted = {a.member: a.expires for a in live}
     held = _accessor_members(policy)
+    # Reported once: when the expired binding is still there to remove.
+    expired = tuple(a.member for a in accessors if a.expires is not None and a.expires <= now and a.member in held)
     bindings = _bindings(policy)
     others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
     accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
@@ -208,7 +209,9 @@ def plan_accessors(
                 foreign_kept.append({**b, "members": members})
         removable = drop & set(held)
         foreign = tuple(sorted(m for m in held if m not in wanted and m not in drop))
-        new_ledger = tuple(sorted(wanted))
+        # A declared member that already held the role was granted by someone else: not ours to remove
+        # later, so it does not enter the ledger.
+        new_ledger = tuple(sorted(m for m in wanted if m in ledger or m not in held))
 
     by_expiry: dict[datetime | None, list[str]] = {}
     for member, expires in sorted(wanted.items()):
