@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,21 +140,28 @@ def main() -> int:
         show(json.dumps(state["iap_policies"].get(key, {}), indent=2))
         step("Cloud Run service policy (the IAP service agent may invoke it; nobody else)")
         show(json.dumps(state["run_policies"].get(key, {}), indent=2))
-        step("Three requests to the protected URL")
-        show(f"anonymous                         : {visit(emulator.base_url, url, None)}")
-        show(f"user:mallory@example.com (no access): {visit(emulator.base_url, url, 'user:mallory@example.com')}")
-        show(f"user:alice@example.com (accessor)  : {visit(emulator.base_url, url, 'user:alice@example.com')}")
-        show(f"user:bob@example.com (via group)   : {visit(emulator.base_url, url, 'user:bob@example.com')}")
+        step("Requests to the protected URL, as IAP answers them")
+        for label, user in (
+            ("anonymous", None),
+            ("user:mallory@example.com (no access)", "user:mallory@example.com"),
+            ("user:alice@example.com (accessor)", "user:alice@example.com"),
+            ("user:bob@example.com (in group:devs)", "user:bob@example.com"),
+        ):
+            show(f"{label:<38} {visit(emulator.base_url, url, user)}")
         print()
-        print(f"Explore: export KUBECONFIG={kubeconfig}")
-        print(f"         kubectl describe irs hello   |   emulator admin: {emulator.base_url}/_emulator/state")
         if interactive:
+            print(f"Explore: export KUBECONFIG={kubeconfig}")
+            print(f"         kubectl describe irs hello   |   emulator state: {emulator.base_url}/_emulator/state")
             print("Everything keeps running; press Ctrl-C to stop and clean up.")
             try:
                 signal.pause()
             except KeyboardInterrupt:
                 print()
+        else:
+            print("(Not a terminal: cleaning up now. Run `make demo` in a terminal to keep the world running,")
+            print(" with a KUBECONFIG line to explore it.)")
         step("Cleaning up")
+        stack.callback(shutil.rmtree, workdir, True)
     return 0
 
 
