@@ -40,15 +40,23 @@ RUN set -eu; \
     /opt/buildtools/bin/python -m hatchling build --target wheel --directory /tmp/dist; \
     "$uv" pip install --python /opt/venv/bin/python --no-deps /tmp/dist/*.whl; \
     /opt/venv/bin/iap-run-operator --version
+# The runtime user, with a passwd entry: kopf names itself user@host (getpass.getuser()), which fails for a uid
+# that has none.
+RUN echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin' >>/etc/passwd; \
+    echo 'nonroot:x:65532:' >>/etc/group
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="iap-run-operator" \
       org.opencontainers.image.description="Kubernetes operator for Cloud Run services protected by Identity-Aware Proxy" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /etc/passwd /etc/group /etc/
+# USER also covers any other uid a pod's securityContext picks (getpass.getuser() reads it before passwd).
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    USER=nonroot \
+    HOME=/tmp
 # Numeric, so Kubernetes' runAsNonRoot can verify it without a passwd entry.
 USER 65532:65532
 # 8080: Prometheus metrics (IAPRUN_METRICS_PORT); 8081: kopf's liveness endpoint (--liveness).

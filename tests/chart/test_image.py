@@ -1,0 +1,217 @@
+"""The operator's image, built for real by `make image` (buildah, chroot isolation, vfs storage, a local Debian base
+and offline wheels from uv.lock), and run as users run it.
+
+Proves: the image's configuration (numeric non-root user, the venv entrypoint); what runs in it (uid 65532,
+``--help`` and ``--version`` through the entrypoint); what is absent from it (compilers, build tools, caches,
+the build context); and that the operator from the image, with the chart's ServiceAccount token, reconciles an
+IapRunService to Ready against the real control plane and the Google emulator (``buildah run`` shares the
+host's network in chroot isolation, so loopback reaches both). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chart.conftest import Release
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess
+from integration.harness import REPO, apply, free_port, manifest, wait_for
+from testworld import tools
+from testworld.fixtures import Runner
+
+pytestmark = pytest.mark.slow
+ENTRYPOINT = ["/opt/venv/bin/iap-run-operator"]
+
+
+def buildah(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """buildah on the project's own storage (where `make image` put the image), as hack/image/build.sh runs it."""
+    root = Path(os.environ.get("IAPRUN_BUILDAH_ROOT") or tools.cache_dir() / "buildah")
+    command = ["buildah", "--root", str(root / "root"), "--runroot", str(root / "runroot"), "--storage-driver", "vfs"]
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"buildah {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """`make image` (a cache hit when nothing changed); its last line is the image name."""
+    if shutil.which("buildah") is None and os.geteuid() != 0:
+        pytest.skip("buildah is not installed and installing it (apt-get) needs root")
+    proc = subprocess.run(["make", "-s", "image"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"make image failed:\n{proc.stderr[-4000:]}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _working_container(image: str) -> Iterator[str]:
+    name = buildah("from", "--pull=false", "--name", f"iaprun-test-{uuid.uuid4().hex[:8]}", image).stdout.strip()
+    yield name
+    buildah("rm", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[str]:
+    """A working container of the image for the tests that only look (vfs copies the whole image per container)."""
+    yield from _working_container(image)
+
+
+@pytest.fixture
+def fresh_container(image: str) -> Iterator[str]:
+    """A working container of the image of its own (the operator test configures its environment)."""
+    yield from _working_container(image)
+
+
+def run_in(container: str, *command: str, volumes: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    mounts = [arg for volume in volumes for arg in ("--volume", volume)]
+    return buildah("run", "--isolation", "chroot", *mounts, container, "--", *command)
+
+
+def test_image_config_is_non_root_with_the_venv_entrypoint(image: str) -> None:
+    """The image declares a numeric non-root user and the venv's console script as its entrypoint."""
+    config = json.loads(buildah("inspect", "--type", "image", image).stdout)["OCIv1"]["config"]
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ENTRYPOINT
+    assert config["Labels"]["dev.iaprun.inputs"]
+
+
+def test_entrypoint_runs_as_non_root_and_answers_help(container: str) -> None:
+    """In the container the process is uid/gid 65532, and the entrypoint's --help and --version work."""
+    assert run_in(container, "id", "-u").stdout.strip() == "65532"
+    assert run_in(container, "id", "-g").stdout.strip() == "65532"
+    assert "usage: iap-run-operator" in run_in(container, *ENTRYPOINT, "--help").stdout
+    assert run_in(container, *ENTRYPOINT, "--version").stdout.strip() == "iap-run-operator 0.1.0"
+
+
+def test_any_uid_has_a_user_name(container: str) -> None:
+    """kopf names itself after the user (getpass.getuser()); a pod may pick another uid than the image's, which has
+    no passwd entry, and the name must still resolve."""
+    command = ("/opt/venv/bin/python", "-c", "import getpass; print(getpass.getuser())")
+    assert run_in(container, *command).stdout.strip() == "nonroot"
+    other = buildah("run", "--isolation", "chroot", "--user", "10001:10001", container, "--", *command)
+    assert other.stdout.strip() == "nonroot"
+
+
+def test_final_image_has_no_compilers_build_tools_or_caches(container: str) -> None:
+    """Only the runtime venv was copied from the builder: no compiler, no uv/hatchling, no wheels, no sources, no
+    package caches; the venv is at the builder's path (/opt/venv) and runs the base image's python."""
+    script = (
+        "for tool in gcc cc c++ make uv pip; do command -v $tool; done; "
+        "ls -d /opt/buildtools /wheels /src /root/.cache /tmp/dist /var/cache/apt/archives/*.deb 2>/dev/null; "
+        "ls /var/lib/apt/lists | grep -v -e '^lock$' -e '^partial$'; true"
+    )
+    assert run_in(container, "sh", "-c", script).stdout.strip() == ""
+    prefix = run_in(container, "/opt/venv/bin/python", "-c", "import sys, iaprun_operator; print(sys.prefix)")
+    assert prefix.stdout.strip() == "/opt/venv"
+
+
+def _readable_copy(kubeconfig: Path, directory: Path) -> Path:
+    """The operator runs as uid 65532: give it a copy of the kubeconfig it may read."""
+    copy = directory / "kubeconfig"
+    shutil.copyfile(kubeconfig, copy)
+    copy.chmod(0o644)
+    return copy
+
+
+class ImageOperator:
+    """The image's entrypoint run with `buildah run` (host network), in its own process group."""
+
+    def __init__(self, container: str, kubeconfig: Path, google_endpoint: str, log_path: Path) -> None:
+        self.container, self.kubeconfig, self.log_path = container, kubeconfig, log_path
+        self.env = {
+            "KUBECONFIG": "/etc/iaprun/kubeconfig",
+            "IAPRUN_GOOGLE_API_ENDPOINT": google_endpoint,
+            "IAPRUN_DEFAULT_PROJECT": "demo-project",
+            "IAPRUN_METRICS_PORT": "0",
+            "IAPRUN_TIMER_TICK_SECONDS": "1",
+            "IAPRUN_CLUSTER_ID": "test-cluster",
+        }
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ImageOperator:
+        buildah("config", *(arg for k, v in self.env.items() for arg in ("--env", f"{k}={v}")), self.container)
+        root = Path(os.environ.get("IAPRUN_BUILDAH_ROOT") or tools.cache_dir() / "buildah")
+        command = [
+            *("buildah", "--root", str(root / "root"), "--runroot", str(root / "runroot"), "--storage-driver", "vfs"),
+            *("run", "--isolation", "chroot", "--network", "host"),
+            *("--volume", f"{self.kubeconfig}:/etc/iaprun/kubeconfig:ro"),
+            self.container,
+            "--",
+            *ENTRYPOINT,
+            *("--log-format=json", f"--liveness=http://127.0.0.1:{self.port}/healthz"),
+        ]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._alive, timeout=90, what=f"the image's operator liveness (log: {self.log_path})")
+        return self
+
+    def _alive(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def image_operator(fresh_container: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[ImageOperator] = []
+
+    def start(kubeconfig: Path, google_endpoint: str) -> ImageOperator:
+        operator = ImageOperator(
+            fresh_container, _readable_copy(kubeconfig, tmp_path), google_endpoint, tmp_path / "op.log"
+        )
+        started.append(operator)
+        return operator.start()
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+def test_operator_from_the_image_reconciles_to_ready(
+    image_operator: Any,
+    release: Release,
+    kubectl: Runner,
+    namespace: str,
+    sa_kubeconfig: Any,
+    gcp_emulator_process: EmulatorProcess,
+) -> None:
+    """helm install, then the image's entrypoint with the chart ServiceAccount's token reconciles an object to Ready
+    and the Cloud Run service exists, with IAP on, in the emulator."""
+    release.install()
+    url = gcp_emulator_process.base_url
+    operator = image_operator(sa_kubeconfig(namespace, release.fullname), url)
+    name = f"img-{uuid.uuid4().hex[:6]}"
+    apply(kubectl, namespace, manifest(name))
+    ready = kubectl(
+        "wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=90s", check=False
+    )
+    assert ready.returncode == 0, f"{ready.stderr}\n--- operator log ---\n{operator.log_path.read_text()[-3000:]}"
+    service = AdminClient(url).service("demo-project", "asia-northeast1", name)
+    assert service is not None
+    assert service["iapEnabled"] is True
