@@ -6,7 +6,9 @@ type of each key comes from its default value; every object gets ``additionalPro
 ``@schema`` says what its free-form entries are. Shared item types (tenancy rules, EnvVar, Toleration) are
 defined below, so they are written once.
 
-Run ``python hack/gen_values_schema.py`` to rewrite the schema, ``--check`` to fail when it is stale (the unit
+The same descriptions make the values table of docs/helm.md (between its ``values-table`` markers).
+
+Run ``python hack/gen_values_schema.py`` to rewrite both, ``--check`` to fail when either is stale (the unit
 test tests/unit/test_chart_generated.py does that).
 """
 
@@ -26,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "iap-run-operator"
 VALUES = CHART / "values.yaml"
 SCHEMA = CHART / "values.schema.json"
+DOC = REPO / "docs" / "helm.md"
+TABLE_START, TABLE_END = "<!-- values-table:start -->", "<!-- values-table:end -->"
 
 Schema = dict[str, Any]
 
@@ -171,7 +175,7 @@ def schema_for(value: Any, path: tuple[str, ...], docs: dict[tuple[str, ...], Do
         if not value or isinstance(value[0], dict | list):
             raise SchemaError(f"{dotted}: a list of objects (or an empty list) needs '@schema {{\"items\": ...}}'")
         schema["items"] = {"type": _type_of(value[0], dotted)}
-    if not isinstance(value, dict | list):
+    if "properties" not in schema:  # a leaf: scalars, lists and free-form maps carry their default
         schema["default"] = value
     schema.update(doc.schema)
     if schema.get("type") == "object" and "properties" in schema:
@@ -212,21 +216,49 @@ def render(values_text: str) -> str:
     return json.dumps(generate(values_text), indent=2) + "\n"
 
 
+def _rows(schema: Schema, prefix: str) -> list[str]:
+    rows: list[str] = []
+    for key, prop in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        if prop.get("properties"):
+            rows.extend(_rows(prop, f"{path}."))
+            continue
+        kind = prop.get("type", "object")
+        kind = " or ".join(kind) if isinstance(kind, list) else kind
+        default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+        description = str(prop.get("description", "")).replace("|", "\\|")
+        rows.append(f"| `{path}` | {kind} | {default} | {description} |")
+    return rows
+
+
+def render_table(values_text: str) -> str:
+    """The values table of docs/helm.md: one row per leaf (objects the chart models are opened up)."""
+    header = "| value | type | default | description |\n|---|---|---|---|\n"
+    return header + "\n".join(_rows(generate(values_text), "")) + "\n"
+
+
+def with_table(doc_text: str, table: str) -> str:
+    start, end = doc_text.index(TABLE_START), doc_text.index(TABLE_END)
+    return f"{doc_text[: start + len(TABLE_START)]}\n{table}{doc_text[end:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="fail if values.schema.json is not up to date")
+    parser.add_argument("--check", action="store_true", help="fail if values.schema.json or docs/helm.md is stale")
     args = parser.parse_args(argv)
     try:
-        expected = render(VALUES.read_text())
+        values_text = VALUES.read_text()
+        outputs = {SCHEMA: render(values_text), DOC: with_table(DOC.read_text(), render_table(values_text))}
     except SchemaError as e:
         print(f"values.yaml: {e}", file=sys.stderr)
         return 1
+    stale = [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
     if args.check:
-        if not SCHEMA.exists() or SCHEMA.read_text() != expected:
-            print(f"{SCHEMA.relative_to(REPO)} is stale: run `python hack/gen_values_schema.py`", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA.write_text(expected)
+        for path in stale:
+            print(f"{path.relative_to(REPO)} is stale: run `python hack/gen_values_schema.py`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path])
     return 0
 
 

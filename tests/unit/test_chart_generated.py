@@ -2,9 +2,9 @@
 
 - charts/iap-run-operator/templates/crd-iaprunservices.yaml is generated from crds/ (the single source of
   truth for the CRD) by hack/gen_chart_crds.py;
-- charts/iap-run-operator/values.schema.json is generated from the documented values.yaml by
-  hack/gen_values_schema.py: every key described, every object closed (``additionalProperties`` false, or a
-  schema for a free-form map's entries).
+- charts/iap-run-operator/values.schema.json and the values table of docs/helm.md are generated from the
+  documented values.yaml by hack/gen_values_schema.py: every key described, every object closed
+  (``additionalProperties`` false, or a schema for a free-form map's entries).
 
 A failure here means: run the generator and commit its output. No helm and no cluster needed.
 """
@@ -48,6 +48,13 @@ def test_values_schema_is_generated_from_values() -> None:
     """The committed values.schema.json is exactly what the generator makes of values.yaml."""
     expected = gen_values_schema.render(gen_values_schema.VALUES.read_text())
     assert gen_values_schema.SCHEMA.read_text() == expected, "stale: run `python hack/gen_values_schema.py`"
+
+
+def test_values_table_in_docs_is_generated_from_values() -> None:
+    """The values table of docs/helm.md is exactly what the generator makes of values.yaml."""
+    doc = gen_values_schema.DOC.read_text()
+    expected = gen_values_schema.with_table(doc, gen_values_schema.render_table(gen_values_schema.VALUES.read_text()))
+    assert doc == expected, "stale: run `python hack/gen_values_schema.py`"
 
 
 def _objects(schema: Any, path: str = "$") -> Iterator[tuple[str, dict[str, Any]]]:
