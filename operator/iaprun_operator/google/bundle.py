@@ -43,6 +43,7 @@ class Google:
                 creds=creds,
                 endpoint=settings.google_api_endpoint,
                 timeout=settings.request_timeout,
+                connections=max(4, settings.workers),
             ),
             iap=Iap(calls=calls, limiter=limiter, clients=clients),
             projects=Projects(calls=calls, limiter=limiter, clients=clients),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import requests.adapters
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.cloud import run_v2
@@ -53,9 +54,25 @@ def _to_snake(path: str) -> str:
 class CloudRun:
     """Find / create / update / delete of one service, and its IAM policy."""
 
-    def __init__(self, *, calls: Calls, limiter: Limiter, creds: Credentials, endpoint: str | None, timeout: float):
+    def __init__(
+        self,
+        *,
+        calls: Calls,
+        limiter: Limiter,
+        creds: Credentials,
+        endpoint: str | None,
+        timeout: float,
+        connections: int = 10,
+    ):
         options = ClientOptions(api_endpoint=endpoint) if endpoint else None
         self._client = run_v2.ServicesClient(credentials=creds, transport="rest", client_options=options)
+        # One kept-alive connection per Google-call thread: requests pools 10 and closes any connection
+        # beyond that after its call, so each call above 10 at once would pay a new connection (TLS).
+        session = getattr(self._client.transport, "_session", None)
+        if session is not None:
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, connections))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
         self._calls = calls
         self._limiter = limiter
         self._timeout = timeout
