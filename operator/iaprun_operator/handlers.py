@@ -48,6 +48,8 @@ class Runtime:
     google: Google | None = None
     cluster_id: str = ""
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    passes: asyncio.Semaphore | None = None
+    """At most ``settings.workers`` reconcile passes at once (made on the operator's event loop)."""
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -89,9 +91,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 30
         settings.networking.request_timeout = 60
-        settings.batching.worker_limit = runtime.settings.workers
+        # No cap on kopf's per-object workers: a capped worker keeps its slot while it sleeps out a requeue
+        # delay and for idle_timeout after its last event, so a cap of W admits only about W objects every
+        # few seconds. Concurrency is bounded where the work is: W reconcile passes at once (Runtime.passes).
+        settings.queueing.worker_limit = None
         settings.execution.max_workers = runtime.settings.workers
         runtime.google = Google.build(runtime.settings)
+        runtime.passes = asyncio.Semaphore(runtime.settings.workers)
         metrics.serve(runtime.settings.metrics_port)
 
     @kopf.on.login(registry=registry)
@@ -139,8 +145,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     async def run_pass(body: kopf.Body, patch: kopf.Patch, index: kopf.Index[str, NamespaceInfo]) -> Result:
         assert runtime.google is not None
+        assert runtime.passes is not None
         started = time.monotonic()
-        async with runtime.lock(str(body.metadata.uid)):
+        async with runtime.passes, runtime.lock(str(body.metadata.uid)):
             result = await reconcile(view(body, index), runtime.google, settings, _now(settings))
         outcome = result.requeue or "settled"
         metrics.RECONCILES.labels(outcome).inc()
