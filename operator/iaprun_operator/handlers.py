@@ -219,7 +219,13 @@ def _next_drift(body: kopf.Body, settings: Settings) -> float:
 
 def _drift_due(body: kopf.Body, memo: Any, settings: Settings) -> bool:
     """A drift check is due at the object's own interval, or earlier when an accessor expires."""
-    if time.monotonic() >= float(memo.get("next_drift") or 0.0):
+    due = memo.get("next_drift")
+    if due is None:
+        # The reconcile handler has not finished a pass in this process yet (e.g. a create still waiting
+        # for quota): it owns the object. A drift pass now would queue behind it and then act on the
+        # status from before that pass (no applied template hash yet: a needless PATCH).
+        return False
+    if time.monotonic() >= float(due):
         return True
     expiry = (body.status.get("iap") or {}).get("nextExpiry")
     if expiry:
