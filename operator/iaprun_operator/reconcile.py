@@ -167,9 +167,7 @@ async def reconcile(obj: ObjectView, google: Google, settings: Settings, now: da
         observed = await _service_step(p, spec, ref)
         if observed is not None and p.failure is None:
             agent = iap_service_agent(number)
-            if spec.iap.enabled:
-                agent = await google.projects.iap_agent(project, number)
-            await _invoker_step(p, spec, ref, agent)
+            await _invoker_step(p, spec, ref, number, agent)
             if p.failure is None:
                 await _accessor_step(p, spec, ref, number, agent)
     except GoogleError as error:
@@ -302,9 +300,16 @@ async def _read_modify_write(
     raise AssertionError("unreachable")
 
 
-async def _invoker_step(p: _Pass, spec: Spec, ref: ServiceRef, agent: str) -> None:
+async def _invoker_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, agent: str) -> None:
     member = f"serviceAccount:{agent}"
     remove_public = spec.iap.public_invoker is PublicInvokerPolicy.REMOVE
+
+    async def write(policy: dict[str, Any]) -> Any:
+        if spec.iap.enabled:
+            # The agent must exist before a policy names it. Made sure of only when granting (once per
+            # project and process), so a pass that finds the grant in place makes no write at all.
+            await p.google.projects.iap_agent(ref.project, number)
+        return await p.google.run.set_iam_policy(ref, policy)
 
     def plan(policy: dict[str, Any]) -> Any:
         return plan_invoker(
@@ -316,9 +321,7 @@ async def _invoker_step(p: _Pass, spec: Spec, ref: ServiceRef, agent: str) -> No
         )
 
     try:
-        decided = await _read_modify_write(
-            lambda: p.google.run.get_iam_policy(ref), plan, lambda pol: p.google.run.set_iam_policy(ref, pol)
-        )
+        decided = await _read_modify_write(lambda: p.google.run.get_iam_policy(ref), plan, write)
     except GoogleError as error:
         if error.kind is Kind.INVALID and "does not exist" in error.message:
             # First use of IAP in a project: the agent takes a while to become usable (gcloud waits too).
