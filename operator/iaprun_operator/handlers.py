@@ -143,12 +143,14 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
-    async def run_pass(body: kopf.Body, patch: kopf.Patch, index: kopf.Index[str, NamespaceInfo]) -> Result:
+    async def run_pass(
+        body: kopf.Body, patch: kopf.Patch, index: kopf.Index[str, NamespaceInfo], *, follow_up: bool = False
+    ) -> Result:
         assert runtime.google is not None
         assert runtime.passes is not None
         started = time.monotonic()
         async with runtime.passes, runtime.lock(str(body.metadata.uid)):
-            result = await reconcile(view(body, index), runtime.google, settings, _now(settings))
+            result = await reconcile(view(body, index), runtime.google, settings, _now(settings), follow_up=follow_up)
         outcome = result.requeue or "settled"
         metrics.RECONCILES.labels(outcome).inc()
         metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
@@ -166,7 +168,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def reconcile_handler(body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, **kwargs: Any) -> None:
-        result = await run_pass(body, patch, kwargs["namespaces"])
+        # A retry comes back for the operation the previous pass started: it need not re-read the IAM.
+        result = await run_pass(body, patch, kwargs["namespaces"], follow_up=retry > 0)
         memo["next_drift"] = _next_drift(body, settings)
         come_back(result, retry)
 

@@ -121,8 +121,15 @@ def _failure_for(error: GoogleError) -> cond.Failure:
     return cond.Failure("UpdateFailed", error.message, stalled=False)
 
 
-async def reconcile(obj: ObjectView, google: Google, settings: Settings, now: datetime) -> Result:
-    """One pass: parse, authorise, observe, act, report."""
+async def reconcile(
+    obj: ObjectView, google: Google, settings: Settings, now: datetime, *, follow_up: bool = False
+) -> Result:
+    """One pass: parse, authorise, observe, act, report.
+
+    ``follow_up``: the pass comes back for work an earlier pass started (a Cloud Run operation, a retry).
+    IAM that a pass of this same generation found right is then not read again: polling a rollout costs
+    one read of the service, and the next drift pass checks the IAM as usual.
+    """
     p = _Pass(obj, google, settings, now)
     try:
         spec = parse_spec(obj.spec, name=obj.name)
@@ -165,7 +172,7 @@ async def reconcile(obj: ObjectView, google: Google, settings: Settings, now: da
         number = await google.projects.number(project)
         p.result.status["projectNumber"] = number
         observed = await _service_step(p, spec, ref)
-        if observed is not None and p.failure is None:
+        if observed is not None and p.failure is None and not (follow_up and _iam_verified(obj)):
             agent = iap_service_agent(number)
             await _invoker_step(p, spec, ref, number, agent)
             if p.failure is None:
@@ -175,6 +182,18 @@ async def reconcile(obj: ObjectView, google: Google, settings: Settings, now: da
         p.result.retry_after = error.retry_after
         p.event("Warning", p.failure.reason, f"{error.api} {error.method}: {error.message}")
     return p.finish()
+
+
+def _iam_verified(obj: ObjectView) -> bool:
+    """Whether a pass of the current generation found (or made) the invoker grant and the accessors right."""
+    if obj.status.get("observedGeneration") != obj.generation:
+        return False
+    conditions = obj.status.get("conditions") or ()
+    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED):
+        found = cond.find(conditions, kind)
+        if found is None or found.get("status") != "True" or found.get("observedGeneration") != obj.generation:
+            return False
+    return True
 
 
 async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any] | None:
