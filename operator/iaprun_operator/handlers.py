@@ -192,7 +192,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     async def finalize_handler(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         assert runtime.google is not None
         async with runtime.lock(str(body.metadata.uid)):
-            result = await finalize(view(body, kwargs["namespaces"]), runtime.google, deleting_started=retry > 0)
+            result = await finalize(
+                view(body, kwargs["namespaces"]), runtime.google, settings, deleting_started=retry > 0
+            )
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if not result.done:

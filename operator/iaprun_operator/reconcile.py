@@ -420,15 +420,45 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
     )
 
 
-async def finalize(obj: ObjectView, google: Google, *, deleting_started: bool) -> Result:
-    """Deletion: Delete removes the service and waits; Abandon removes only the ownership marks."""
-    result = Result()
+def _recorded_ref(obj: ObjectView) -> ServiceRef | None:
     status = obj.status
-    external = status.get("externalRef")
-    if not external or not status.get("projectID"):
-        result.done = True  # nothing was ever created
+    if not status.get("externalRef") or not status.get("projectID"):
+        return None
+    return ServiceRef(str(status["projectID"]), str(status["region"]), str(status["serviceName"]))
+
+
+def _declared_ref(obj: ObjectView, settings: Settings) -> ServiceRef | None:
+    """Where the spec points, if this object may use that place at all (else it cannot have created it)."""
+    try:
+        spec = parse_spec(obj.spec, name=obj.name)
+    except InvalidSpecError:
+        return None
+    project = resolve_project(obj, spec, settings)
+    if not project:
+        return None
+    denied = tenancy.check(
+        settings.tenancy,
+        namespace=obj.namespace,
+        namespace_labels=obj.namespace_labels,
+        project=project,
+        region=spec.region,
+        members=[a.member for a in spec.iap.accessors],
+    )
+    return None if denied else ServiceRef(project, spec.region, spec.service_name)
+
+
+async def finalize(obj: ObjectView, google: Google, settings: Settings, *, deleting_started: bool) -> Result:
+    """Deletion: Delete removes the service and waits; Abandon removes only the ownership marks.
+
+    The service is looked for where status recorded it or, when status records nothing, where the spec
+    points: the operator may have created it and died before writing status. Either way only a service
+    carrying this object's ownership mark is touched.
+    """
+    result = Result()
+    ref = _recorded_ref(obj) or _declared_ref(obj, settings)
+    if ref is None:
+        result.done = True  # nothing can have been created
         return result
-    ref = ServiceRef(str(status["projectID"]), str(status["region"]), str(status["serviceName"]))
     policy = obj.spec.get("deletionPolicy") or "Delete"
     try:
         observed = await google.run.get(ref)
