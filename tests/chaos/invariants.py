@@ -330,10 +330,10 @@ def check(
     ]
     created: set[str] = set()
     for r in operator_writes:
-        target = keys.of_request(r)
-        if target is None:
+        written = keys.of_request(r)
+        if written is None:
             continue
-        key = target
+        key = written
         if r["method"] == "run.services.create":
             created.add(key)
             body = r.get("body") or {}
