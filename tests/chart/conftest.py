@@ -138,3 +138,18 @@ def release(helm: Runner, kubectl: Runner, namespace: str) -> Iterator[Release]:
     yield rel
     if rel.installed:
         helm("uninstall", rel.name, "--namespace", namespace, check=False)
+
+
+@pytest.fixture
+def forget_objects(kubectl: Runner) -> Iterator[list[tuple[str, str]]]:
+    """IapRunService objects (namespace, name) to remove after the test even if no operator runs any more.
+
+    Finalizers are dropped first, so the objects never outlive their test namespace waiting for an operator
+    (a later suite's cluster-wide operator would otherwise inherit them). Their emulated services stay.
+    """
+    objects: list[tuple[str, str]] = []
+    yield objects
+    for namespace, name in objects:
+        patch = '{"metadata":{"finalizers":null}}'
+        kubectl("patch", "-n", namespace, f"iaprunservice/{name}", "--type=merge", "-p", patch, check=False)
+        kubectl("delete", "-n", namespace, f"iaprunservice/{name}", "--wait=false", check=False)

@@ -200,13 +200,15 @@ def test_operator_from_the_image_reconciles_to_ready(
     namespace: str,
     sa_kubeconfig: Any,
     gcp_emulator_process: EmulatorProcess,
+    forget_objects: list[tuple[str, str]],
 ) -> None:
     """helm install, then the image's entrypoint with the chart ServiceAccount's token reconciles an object to Ready
-    and the Cloud Run service exists, with IAP on, in the emulator."""
+    (the Cloud Run service exists, with IAP on, in the emulator) and finalises its deletion."""
     release.install()
     url = gcp_emulator_process.base_url
     operator = image_operator(sa_kubeconfig(namespace, release.fullname), url)
     name = f"img-{uuid.uuid4().hex[:6]}"
+    forget_objects.append((namespace, name))
     apply(kubectl, namespace, manifest(name))
     ready = kubectl(
         "wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=90s", check=False
@@ -215,3 +217,5 @@ def test_operator_from_the_image_reconciles_to_ready(
     service = AdminClient(url).service("demo-project", "asia-northeast1", name)
     assert service is not None
     assert service["iapEnabled"] is True
+    kubectl("delete", "-n", namespace, f"iaprunservice/{name}", "--timeout=90s")
+    assert AdminClient(url).service("demo-project", "asia-northeast1", name) is None

@@ -116,12 +116,15 @@ def test_upgrade_changes_settings_policy_and_rbac_in_place(release: Release, kub
     kubectl("get", "-n", namespace, f"rolebinding/{release.fullname}")
 
 
-def test_uninstall_keeps_the_crd_and_users_objects(release: Release, kubectl: Runner, namespace: str) -> None:
+def test_uninstall_keeps_the_crd_and_users_objects(
+    release: Release, kubectl: Runner, namespace: str, forget_objects: list[tuple[str, str]]
+) -> None:
     """With crds.keep (the default), `helm uninstall` removes the operator's objects but leaves the CRD and the
     IapRunService objects users created (and so their Cloud Run services)."""
     release.install()
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     name = f"kept-{uuid.uuid4().hex[:6]}"
+    forget_objects.append((namespace, name))
     apply(kubectl, namespace, manifest(name))
     objects = _manifest_objects(release)
     uninstalled = release.uninstall()
