@@ -10,6 +10,7 @@ import kopf
 
 from iaprun_operator import __version__, settings
 from iaprun_operator.handlers import Runtime, register
+from iaprun_operator.logs import quiet_routine_logs
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = settings.from_env()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    if not args.verbose:
+        quiet_routine_logs()
     registry = kopf.OperatorRegistry()
     register(registry, Runtime(settings=config))
     namespace = args.namespace or config.watch_namespace

@@ -186,7 +186,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not _drift_due(body, memo, settings):
             return
         memo["next_drift"] = _next_drift(body, settings)
-        await run_pass(body, patch, kwargs["namespaces"])
+        result = await run_pass(body, patch, kwargs["namespaces"])
+        if result.requeue is None:
+            memo["drift_retry"] = 0
+            return
+        # The drift pass started work (a correcting patch) or hit a transient error: look again soon,
+        # not a whole drift interval later.
+        retry = int(memo.get("drift_retry") or 0)
+        memo["drift_retry"] = retry + 1
+        base, cap = (1.0, 15.0) if result.requeue == "progress" else (2.0, 300.0)
+        memo["next_drift"] = time.monotonic() + (result.retry_after or backoff(retry, base=base, cap=cap))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="finalize", registry=registry)
     async def finalize_handler(body: kopf.Body, retry: int, **kwargs: Any) -> None:

@@ -83,13 +83,29 @@ class _Pass:
         self.progress: cond.Progress | None = None
         self.failure: cond.Failure | None = None
         self.revision_failure: cond.Failure | None = None
+        self.step = cond.SERVICE_READY
+        """The step in progress, so a failure marks the right step condition False."""
 
     def event(self, kind: str, reason: str, message: str) -> None:
+        if kind == "Normal":
+            metrics.CHANGES.labels(reason).inc()
         self.result.events.append(Event(kind, reason, message))
+
+    def _report(self, failure: cond.Failure) -> None:
+        """The failing step's condition goes False, and one Warning Event per distinct failure."""
+        if failure is self.revision_failure:
+            return  # the service step already reported it, with Cloud Run's own reason
+        if not any(c.type == self.step for c in self.steps):
+            self.steps.append(cond.Condition(self.step, False, failure.reason, failure.message))
+        ready = cond.find(self.obj.status.get("conditions") or (), cond.READY) or {}
+        if (ready.get("reason"), ready.get("message")) != (failure.reason, failure.message):
+            self.event("Warning", failure.reason, failure.message)
 
     def finish(self) -> Result:
         if self.failure is None and self.progress is None:
             self.failure = self.revision_failure
+        if self.failure is not None:
+            self._report(self.failure)
         rendered = cond.render(
             cond.summarise(self.steps, progress=self.progress, failure=self.failure),
             self.obj.status.get("conditions") or (),
@@ -174,13 +190,14 @@ async def reconcile(
         observed = await _service_step(p, spec, ref)
         if observed is not None and p.failure is None and not (follow_up and _iam_verified(obj)):
             agent = iap_service_agent(number)
+            p.step = cond.INVOKER_GRANTED
             await _invoker_step(p, spec, ref, number, agent)
             if p.failure is None:
+                p.step = cond.ACCESSORS_SYNCED
                 await _accessor_step(p, spec, ref, number, agent)
     except GoogleError as error:
         p.failure = _failure_for(error)
         p.result.retry_after = error.retry_after
-        p.event("Warning", p.failure.reason, f"{error.api} {error.method}: {error.message}")
     return p.finish()
 
 
@@ -455,6 +472,7 @@ async def finalize(obj: ObjectView, google: Google, settings: Settings, *, delet
     carrying this object's ownership mark is touched.
     """
     result = Result()
+    metrics.FOREIGN_MEMBERS.set(obj.owner.readable, 0)  # this object no longer reports foreign members
     ref = _recorded_ref(obj) or _declared_ref(obj, settings)
     if ref is None:
         result.done = True  # nothing can have been created
@@ -471,6 +489,7 @@ async def finalize(obj: ObjectView, google: Google, settings: Settings, *, delet
             return result
         if policy == "Abandon":
             await google.run.update(ref, without_owner(observed), ("labels", "annotations"))
+            metrics.CHANGES.labels("Abandoned").inc()
             result.events.append(
                 Event(
                     "Normal",
@@ -482,6 +501,7 @@ async def finalize(obj: ObjectView, google: Google, settings: Settings, *, delet
             return result
         if not deleting_started or not observed.get("reconciling"):
             await google.run.delete(ref)
+            metrics.CHANGES.labels("Deleting").inc()
             result.events.append(Event("Normal", "Deleting", f"Deleting Cloud Run service {ref.name}"))
         result.requeue = "progress"
         result.message = f"waiting for Cloud Run to delete {ref.name}"
