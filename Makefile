@@ -45,6 +45,10 @@ unit: venv ## pure-logic tests (no servers)
 test: venv tools lint ## everything: lint, types, unit, integration
 	$(VENV)/bin/pytest -q
 
+.PHONY: bench
+bench: tools ## benchmark (issue 9): full-size scenarios, prints a table, writes .bench/results.json (BENCH_ARGS=...)
+	$(PY) -m bench $(BENCH_ARGS)
+
 .PHONY: cluster
 cluster: tools ## run the local control plane until interrupted; prints the KUBECONFIG to export
 	$(PY) -m testworld.cluster

@@ -1,0 +1,60 @@
+"""``python -m bench``: run the benchmark (``make bench`` runs it at full size) and print the table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.driver import SCENARIOS, Sizes, run, table
+from integration.harness import REPO
+
+
+def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
+    d = Sizes()
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--scale-out", type=int, default=d.scale_out, help="objects in scale-out/reaction/steady-state")
+    p.add_argument("--quota-bound", type=int, default=d.quota_bound, help="objects in the quota-bound run")
+    p.add_argument("--reaction-changes", type=int, default=d.reaction_changes)
+    p.add_argument("--steady-passes", type=int, default=d.steady_passes)
+    p.add_argument("--latency", type=float, default=d.latency, help="seconds added to every Google call")
+    p.add_argument("--operation-delay", type=float, default=d.operation_delay, help="seconds per Cloud Run operation")
+    p.add_argument("--quota", type=int, default=d.quota_per_minute, help="Cloud Run writes per minute (quota-bound)")
+    p.add_argument("--drift-interval", type=float, default=d.drift_interval, help="steady-state drift interval (s)")
+    p.add_argument("--timer-tick", type=float, default=d.timer_tick, help="IAPRUN_TIMER_TICK_SECONDS")
+    p.add_argument("--idle-window", type=float, default=d.idle_window, help="seconds of idle CPU sampling")
+    p.add_argument("--timeout", type=float, default=d.timeout, help="bound on any single wait (s)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
+    a = p.parse_args(argv)
+    chosen = tuple(s for s in a.scenarios.split(",") if s)
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    sizes = Sizes(
+        scale_out=a.scale_out,
+        quota_bound=a.quota_bound,
+        reaction_changes=a.reaction_changes,
+        steady_passes=a.steady_passes,
+        latency=a.latency,
+        operation_delay=a.operation_delay,
+        quota_per_minute=a.quota,
+        drift_interval=a.drift_interval,
+        timer_tick=a.timer_tick,
+        idle_window=a.idle_window,
+        timeout=a.timeout,
+        scenarios=chosen,
+    )
+    return sizes, a.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    sizes, out = parse(argv)
+    result = run(sizes, out)
+    print(table(result["results"]))
+    print(f"\n{out} ({result['wall_seconds']:.0f}s, {result['machine']['cpus']} CPUs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

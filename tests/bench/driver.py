@@ -1,0 +1,786 @@
+"""The benchmark: the real control plane, the emulator and the operator, each its own process.
+
+Scenarios (issue 9; sizes are parameters, see ``Sizes``):
+
+- ``quota-bound``: N objects, the emulator's Cloud Run write quota and the operator's client-side bucket both
+  at Q per minute per region. ``lower_bound = Cloud Run writes needed (2 per object) / (Q / 60)``.
+- ``scale-out``: N objects, every Google call delayed by ``latency``, operations take ``operation_delay``,
+  no quota: time to all Ready, throughput, Google calls and operation polls per object create.
+- ``reaction``: with the scale-out objects idle, change one object's spec M times; time from the
+  Kubernetes PATCH to the emulator receiving the Cloud Run PATCH.
+- ``steady-state``: the operator restarted over the converged objects with a short drift interval; after
+  its resume pass and ``steady_passes`` drift passes per object, the Google writes (must be 0) and reads
+  per object per pass, from the emulator's request log.
+
+Convergence is detected from a Kubernetes watch (Ready at the current generation) and the emulator's
+request log; nothing waits on a fixed sleep. The operator's CPU time and peak RSS come from
+``/proc/<pid>/stat`` and ``/proc/<pid>/status`` of the operator process alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess
+from integration.harness import REPO, OperatorProcess
+from testworld.cluster import ControlPlane
+
+GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
+PROJECT, REGION = "demo-project", "asia-northeast1"
+IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
+UNLIMITED = "1000000"  # operator-side buckets when the scenario has no quota
+
+RUN_WRITES = frozenset(
+    {
+        "run.services.create",
+        "run.services.patch",
+        "run.services.delete",
+        "run.services.setIamPolicy",
+        "run.operations.delete",
+    }
+)
+WRITES = RUN_WRITES | {
+    "iap.setIamPolicy",
+    "iap.updateIapSettings",
+    "serviceusage.services.generateServiceIdentity",
+    "cloudresourcemanager.projects.setIamPolicy",
+    "cloudresourcemanager.v1.projects.setIamPolicy",
+}
+FIELDS = (
+    "scenario",
+    "n",
+    "converge_seconds",
+    "lower_bound_seconds",
+    "ratio",
+    "google_calls_per_object_create",
+    "steady_writes",
+    "steady_reads_per_object_per_pass",
+    "reaction_p50_seconds",
+    "quota_429s",
+    "operator_peak_rss_mb",
+    "operator_cpu_seconds_per_object",
+)
+SCENARIOS = ("quota-bound", "scale-out", "reaction", "steady-state")
+_SERVICE = re.compile(r"/services/([a-z0-9-]+)")
+
+
+@dataclass
+class Sizes:
+    """Sizes and timings of one run; the defaults are the full run of issue 9."""
+
+    scale_out: int = 1000
+    quota_bound: int = 200
+    reaction_changes: int = 20
+    steady_passes: int = 3
+    latency: float = 0.05
+    """Seconds added to every Google call (scale-out, reaction, steady state; the quota run too)."""
+    operation_delay: float = 2.0
+    quota_per_minute: int = 300
+    drift_interval: float = 30.0
+    """Drift interval of the steady-state operator (seconds)."""
+    timer_tick: float = 10.0
+    """IAPRUN_TIMER_TICK_SECONDS of every operator (the production default)."""
+    idle_window: float = 10.0
+    """Seconds over which the idle operator's CPU is sampled (reaction scenario, before the changes)."""
+    accessors: int = 2
+    create_threads: int = 8
+    timeout: float = 1800.0
+    """Bound on any single wait (a failure, not a measurement)."""
+    scenarios: tuple[str, ...] = SCENARIOS
+
+
+# ---------------------------------------------------------------------------------------------- measurement
+
+
+class ProcMeter:
+    """CPU seconds (utime + stime) and peak RSS (VmHWM) of one process, from /proc."""
+
+    _TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        raw = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = raw.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._TICKS  # utime, stime (fields 14 and 15)
+
+    def _status_kb(self, key: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def peak_rss_mb(self) -> float:
+        return self._status_kb("VmHWM") / 1024
+
+    def rss_mb(self) -> float:
+        return self._status_kb("VmRSS") / 1024
+
+
+def say(text: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def wait_until(predicate: Any, *, timeout: float, interval: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def service_of(entry: Mapping[str, Any]) -> str | None:
+    """The Cloud Run service a logged call concerns (by path, or serviceId on create); None: per project."""
+    found = _SERVICE.search(str(entry.get("path", "")))
+    if found:
+        return found.group(1)
+    service_id = (entry.get("query") or {}).get("serviceId")
+    return str(service_id) if service_id else None
+
+
+@dataclass
+class CreateStats:
+    calls_per_object: float
+    polls_per_object: float
+    project_calls: int
+    by_method: dict[str, int]
+
+
+def create_stats(log: Sequence[Mapping[str, Any]], services: Iterable[str]) -> CreateStats:
+    """Google calls per object create, with the re-reads of the service after its create counted as polls.
+
+    Per-project calls (project number, IAP agent) are shared by all objects and spread over them.
+    """
+    wanted = set(services)
+    created_at: dict[str, int] = {}
+    calls: Counter[str] = Counter()
+    polls: Counter[str] = Counter()
+    project_calls = 0
+    for entry in log:
+        svc = service_of(entry)
+        if svc is None:
+            project_calls += 1
+            continue
+        if svc not in wanted:
+            continue
+        if entry["method"] == "run.services.create" and entry["status"] == 200:
+            created_at.setdefault(svc, int(entry["seq"]))
+        if entry["method"] == "run.services.get" and svc in created_at:
+            polls[svc] += 1
+        else:
+            calls[svc] += 1
+    n = max(1, len(wanted))
+    return CreateStats(
+        calls_per_object=(sum(calls.values()) + project_calls) / n,
+        polls_per_object=sum(polls.values()) / n,
+        project_calls=project_calls,
+        by_method=dict(Counter(str(e["method"]) for e in log)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Kubernetes
+
+
+class Kube:
+    """The kubernetes client, pooled for a few creating threads."""
+
+    def __init__(self, kubeconfig: Path, pool: int = 16) -> None:
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+        configuration.connection_pool_maxsize = pool
+        self.api: Any = client.ApiClient(configuration)
+        self.custom: Any = client.CustomObjectsApi(self.api)
+        self.core: Any = client.CoreV1Api(self.api)
+
+    def crd_established(self) -> bool:
+        from kubernetes import client
+
+        try:
+            crd = client.ApiextensionsV1Api(self.api).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
+        except Exception:
+            return False
+        conditions = (crd.status.conditions if crd.status else None) or ()
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    def create_namespace(self, prefix: str) -> str:
+        from kubernetes import client
+
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        meta = client.V1ObjectMeta(name=name, labels={"iaprun.test/owned": "true", "iaprun.test/bench": "true"})
+        self.core.create_namespace(client.V1Namespace(metadata=meta))
+        return name
+
+    def create(self, namespace: str, bodies: Sequence[Mapping[str, Any]], threads: int) -> None:
+        def one(body: Mapping[str, Any]) -> None:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dict(body))
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="create") as pool:
+            list(pool.map(one, bodies))
+
+    def patch(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, dict(body)
+        )
+        return result
+
+    def purge(self, namespace: str) -> None:
+        """Drop the finalizers (no operator watches the namespace any more) and delete the namespace."""
+        from kubernetes.client.exceptions import ApiException
+
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        for item in items:
+            try:
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"], {"metadata": {"finalizers": None}}
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        self.core.delete_namespace(namespace)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+class ReadyWatcher:
+    """Which objects of a namespace are Ready at their current generation, kept from a watch stream."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.ready_at: dict[str, float] = {}
+        """name -> wall time the watcher saw it Ready at its current generation (absent: not Ready)."""
+        self.generation: dict[str, int] = {}
+        self.events = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{namespace}", daemon=True)
+        self._thread.start()
+
+    def _observe(self, obj: Mapping[str, Any], deleted: bool = False) -> None:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name"))
+        generation = int(meta.get("generation") or 0)
+        status = obj.get("status") or {}
+        ready = not deleted and (
+            int(status.get("observedGeneration") or -1) == generation
+            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+        )
+        with self._cond:
+            self.events += 1
+            self.generation[name] = generation
+            if ready:
+                self.ready_at.setdefault(name, time.time())
+            else:
+                self.ready_at.pop(name, None)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        while not self._stop.is_set():
+            try:
+                listing = self.kube.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+                for item in listing["items"]:
+                    self._observe(item)
+                version = listing["metadata"]["resourceVersion"]
+                while not self._stop.is_set():
+                    w: Any = watch.Watch()  # type: ignore[no-untyped-call]
+                    stream = w.stream(
+                        self.kube.custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        PLURAL,
+                        resource_version=version,
+                        timeout_seconds=5,
+                    )
+                    for event in stream:
+                        obj = event["object"]
+                        version = obj["metadata"]["resourceVersion"]
+                        self._observe(obj, deleted=event["type"] == "DELETED")
+            except ApiException as error:
+                if error.status != 410:  # expired: list again
+                    time.sleep(0.5)
+            except Exception:  # the API server restarting under us: list again
+                time.sleep(0.5)
+
+    def wait_ready(self, names: Iterable[str], *, timeout: float, generation: Mapping[str, int] | None = None) -> float:
+        """Wait until every name is Ready (at least at ``generation[name]``); the wall time of the last."""
+        wanted = list(names)
+        deadline = time.monotonic() + timeout
+
+        def done() -> bool:
+            return all(n in self.ready_at and self.generation.get(n, 0) >= (generation or {}).get(n, 0) for n in wanted)
+
+        with self._cond:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = [n for n in wanted if n not in self.ready_at]
+                    raise TimeoutError(f"{len(missing)} of {len(wanted)} objects not Ready: {missing[:5]}")
+                self._cond.wait(min(remaining, 1.0))
+            return max(self.ready_at[n] for n in wanted)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# ---------------------------------------------------------------------------------------------- the world
+
+
+def manifest(name: str, accessors: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "IapRunService",
+        "metadata": {"name": name},
+        "spec": {
+            "projectID": PROJECT,
+            "region": REGION,
+            "template": {"containers": [{"image": IMAGE}]},
+            "iap": {
+                "enabled": True,
+                "accessors": [{"member": f"user:dev{i}@example.com"} for i in range(accessors)],
+            },
+        },
+    }
+
+
+def empty_row(scenario: str, n: int) -> dict[str, Any]:
+    return dict.fromkeys(FIELDS) | {"scenario": scenario, "n": n}
+
+
+@dataclass
+class World:
+    """The control plane (given or started), the emulator and the admin clients of one run."""
+
+    plane: ControlPlane
+    emulator: EmulatorProcess
+    admin: AdminClient
+    kube: Kube
+    log_dir: Path
+    namespaces: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def world(log_dir: Path, plane: ControlPlane | None = None) -> Iterator[World]:
+    """Start what is missing; stop only what was started here."""
+    from testworld import tools
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    own_plane = plane is None
+    cp = plane or ControlPlane()
+    if own_plane:
+        cp.start()
+    emulator = EmulatorProcess({"request_log_size": 1_000_000})
+    try:
+        emulator.start()
+        kubectl = str(tools.kubectl_path())
+        env = dict(os.environ, KUBECONFIG=str(cp.kubeconfig))
+        apply = [kubectl, "apply", "--server-side", "-f", str(REPO / "crds")]
+        subprocess.run(apply, env=env, check=True, capture_output=True)
+        kube = Kube(cp.kubeconfig)
+        wait_until(kube.crd_established, timeout=60, interval=0.2, what="the CRD to be Established")
+        admin = AdminClient(emulator.base_url, timeout=60)
+        w = World(plane=cp, emulator=emulator, admin=admin, kube=kube, log_dir=log_dir)
+        try:
+            yield w
+        finally:
+            if not own_plane:  # a shared control plane (the smoke test): leave nothing behind
+                for ns in w.namespaces:
+                    w.kube.purge(ns)
+            kube.close()
+    finally:
+        emulator.stop()
+        if own_plane:
+            cp.close()
+
+
+class Bench:
+    def __init__(self, w: World, sizes: Sizes) -> None:
+        self.w = w
+        self.sizes = sizes
+        self.admin = w.admin
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def namespace(self, prefix: str) -> str:
+        ns = self.w.kube.create_namespace(prefix)
+        self.w.namespaces.append(ns)
+        return ns
+
+    def emulator_for(self, *, quota: int | None) -> None:
+        """A fresh emulator world: latency on every call, slow operations, and optionally a write quota."""
+        self.admin.reset()
+        self.admin.configure(request_log_size=1_000_000)
+        if self.sizes.latency:
+            self.admin.set_latency("*", self.sizes.latency)
+        self.admin.set_operation_delay(self.sizes.operation_delay)
+        if quota is not None:
+            self.admin.set_quota("run.googleapis.com", write=quota)
+
+    def operator(self, namespace: str, **env: str) -> tuple[OperatorProcess, ProcMeter]:
+        settings = {
+            "IAPRUN_WATCH_NAMESPACE": namespace,
+            "IAPRUN_TIMER_TICK_SECONDS": str(self.sizes.timer_tick),
+            "IAPRUN_DRIFT_INTERVAL_SECONDS": "3600",
+            "IAPRUN_CLUSTER_ID": "bench-cluster",
+            **env,
+        }
+        proc = OperatorProcess(
+            kubeconfig=str(self.w.plane.kubeconfig),
+            google_endpoint=self.w.emulator.base_url,
+            log_dir=self.w.log_dir,
+            env=settings,
+        ).start()
+        assert proc.proc is not None
+        return proc, ProcMeter(proc.proc.pid)
+
+    def wait_quiet(self, seconds: float = 2.0) -> None:
+        """Until the emulator has received no call for ``seconds`` (bounded)."""
+        last = self.admin.last_seq()
+        since = time.monotonic()
+        deadline = since + self.sizes.timeout
+        while time.monotonic() - since < seconds:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the operator never went quiet")
+            time.sleep(0.2)
+            now = self.admin.last_seq()
+            if now != last:
+                last, since = now, time.monotonic()
+
+    def converge(
+        self, namespace: str, names: Sequence[str], env: Mapping[str, str], *, precreate: bool
+    ) -> tuple[dict[str, Any], OperatorProcess, ProcMeter]:
+        """Create the objects and wait until all are Ready; what it took, from the log and /proc.
+
+        ``precreate``: the objects exist before the operator starts, and the clock (and the CPU count,
+        start-up included) starts with the operator, so the operator's own throughput is measured, not
+        how fast one client can create objects on a shared 2-core machine. Otherwise the operator runs
+        first and the clock starts with the first create.
+        """
+        watcher = ReadyWatcher(self.w.kube, namespace)
+        bodies = [manifest(n, self.sizes.accessors) for n in names]
+        proc: OperatorProcess | None = None
+        try:
+            seq0 = self.admin.last_seq()
+            if not precreate:
+                proc, meter = self.operator(namespace, **env)
+            started = time.time()
+            self.w.kube.create(namespace, bodies, self.sizes.create_threads)
+            created = time.time()
+            say(f"{len(names)} objects created in {created - started:.1f}s")
+            if precreate:
+                started = time.time()
+                proc, meter = self.operator(namespace, **env)
+                cpu0 = 0.0
+                say("operator started over them; waiting for Ready")
+            else:
+                cpu0 = meter.cpu_seconds()
+            finished = watcher.wait_ready(names, timeout=self.sizes.timeout)
+            say(f"all Ready after {finished - started:.1f}s")
+            cpu = meter.cpu_seconds() - cpu0
+        except BaseException:
+            if proc is not None:
+                proc.stop()
+            raise
+        finally:
+            watcher.stop()
+        log = self.admin.requests(since=seq0, include_tagged=False)
+        run: dict[str, Any] = {
+            "converge_seconds": finished - started,
+            "create_seconds": created - started,
+            "cpu": cpu,
+            "log": log,
+        }
+        assert proc is not None
+        return run, proc, meter
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    def quota_bound(self) -> dict[str, Any]:
+        n, quota = self.sizes.quota_bound, self.sizes.quota_per_minute
+        row = empty_row("quota-bound", n)
+        ns = self.namespace("bench-quota")
+        say(f"quota-bound: {n} objects, Cloud Run writes {quota}/min")
+        self.emulator_for(quota=quota)
+        names = [f"q-{i:04d}" for i in range(n)]
+        env = {"IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE": str(quota)}
+        run, proc, meter = self.converge(ns, names, env, precreate=False)
+        try:
+            log = run["log"]
+            stats = create_stats(log, names)
+            run_writes = sum(1 for e in log if e["method"] in RUN_WRITES and e["status"] == 200)
+            needed = 2 * n  # create + the invoker grant (setIamPolicy) per object
+            lower = needed / (quota / 60.0)
+            rejected = sum(1 for e in log if e["status"] == 429)
+            row.update(
+                converge_seconds=round(run["converge_seconds"], 2),
+                lower_bound_seconds=round(lower, 2),
+                ratio=round(run["converge_seconds"] / lower, 3),
+                google_calls_per_object_create=round(stats.calls_per_object, 2),
+                polls_per_object_create=round(stats.polls_per_object, 2),
+                cloud_run_writes=run_writes,
+                cloud_run_writes_needed=needed,
+                quota_429s=rejected,
+                patch_masks=dict(
+                    Counter(
+                        str((e.get("query") or {}).get("updateMask"))
+                        for e in log
+                        if e["method"] == "run.services.patch"
+                    )
+                ),
+                quota_429_percent=round(100.0 * rejected / max(1, run_writes), 2),
+                operator_peak_rss_mb=round(meter.peak_rss_mb(), 1),
+                operator_cpu_seconds_per_object=round(run["cpu"] / n, 4),
+                calls_by_method=stats.by_method,
+            )
+        finally:
+            proc.stop()
+        return row
+
+    def scale_out(self, reaction: bool) -> list[dict[str, Any]]:
+        n = self.sizes.scale_out
+        row = empty_row("scale-out", n)
+        ns = self.namespace("bench-scale")
+        say(f"scale-out: {n} objects, {self.sizes.latency}s per call, {self.sizes.operation_delay}s operations")
+        self.emulator_for(quota=None)
+        unlimited = {f"IAPRUN_QUOTA_{k}_PER_MINUTE": UNLIMITED for k in ("RUN_WRITES", "RUN_READS", "IAP", "CRM")}
+        rows = [row]
+        names = [f"s-{i:04d}" for i in range(n)]
+        run, proc, meter = self.converge(ns, names, unlimited, precreate=True)
+        try:
+            stats = create_stats(run["log"], names)
+            row.update(
+                converge_seconds=round(run["converge_seconds"], 2),
+                throughput_objects_per_second=round(n / run["converge_seconds"], 2),
+                create_seconds=round(run["create_seconds"], 2),
+                google_calls_per_object_create=round(stats.calls_per_object, 2),
+                polls_per_object_create=round(stats.polls_per_object, 2),
+                quota_429s=sum(1 for e in run["log"] if e["status"] == 429),
+                operator_peak_rss_mb=round(meter.peak_rss_mb(), 1),
+                operator_cpu_seconds_per_object=round(run["cpu"] / n, 4),
+                calls_by_method=stats.by_method,
+            )
+            if reaction:
+                rows.append(self.reaction(ns, names, meter))
+        finally:
+            proc.stop()
+        if "steady-state" in self.sizes.scenarios:
+            rows.append(self.steady_state(ns, names, unlimited))
+        return rows
+
+    def reaction(self, namespace: str, names: Sequence[str], meter: ProcMeter) -> dict[str, Any]:
+        """Change one idle object's spec at a time; latency until the emulator receives the PATCH."""
+        m = self.sizes.reaction_changes
+        row = empty_row("reaction", len(names))
+        say(f"reaction: {m} spec changes over {len(names)} idle objects")
+        self.wait_quiet()
+        # The idle cost of N objects (kopf's per-object timers, watch keep-alives): a measurement window.
+        idle_cpu0, idle_t0 = meter.cpu_seconds(), time.monotonic()
+        time.sleep(self.sizes.idle_window)
+        idle_percent = 100.0 * (meter.cpu_seconds() - idle_cpu0) / (time.monotonic() - idle_t0)
+        watcher = ReadyWatcher(self.w.kube, namespace)
+        latencies: list[float] = []
+        patches = 0
+        cpu0 = meter.cpu_seconds()
+        try:
+            watcher.wait_ready(names, timeout=self.sizes.timeout)
+            for i in range(m):
+                name = names[(i * len(names)) // m]
+                seq = self.admin.last_seq()
+                before = self.admin.counts().get("run.services.patch", 0)
+                sent = time.time()
+                obj = self.w.kube.patch(
+                    namespace, name, {"spec": {"template": {"containers": [{"image": f"{IMAGE}:r{i}"}]}}}
+                )
+                wait_until(
+                    lambda b=before: self.admin.counts().get("run.services.patch", 0) > b,
+                    timeout=self.sizes.timeout,
+                    interval=0.01,
+                    what=f"the PATCH of {name}",
+                )
+                found = [e for e in self.admin.requests("run.services.patch", since=seq) if service_of(e) == name]
+                assert found, f"no PATCH logged for {name}"
+                received = float(found[0]["time"]) - float(found[0]["duration_ms"]) / 1000.0
+                latencies.append(max(0.0, received - sent))
+                generation = int(obj["metadata"]["generation"])
+                watcher.wait_ready([name], generation={name: generation}, timeout=self.sizes.timeout)
+                self.wait_quiet(0.5)
+                patches += len(
+                    [e for e in self.admin.requests("run.services.patch", since=seq) if service_of(e) == name]
+                )
+        finally:
+            watcher.stop()
+        latencies.sort()
+        row.update(
+            reaction_p50_seconds=round(statistics.median(latencies), 3),
+            reaction_p90_seconds=round(latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))], 3),
+            reaction_max_seconds=round(latencies[-1], 3),
+            changes=m,
+            patches_per_change=round(patches / m, 2),
+            operator_idle_cpu_percent=round(idle_percent, 1),
+            operator_peak_rss_mb=round(meter.peak_rss_mb(), 1),
+            operator_cpu_seconds_per_object=round((meter.cpu_seconds() - cpu0) / m, 4),
+        )
+        return row
+
+    def steady_state(self, namespace: str, names: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
+        """A fresh operator over converged objects: its resume pass, then drift passes; count calls."""
+        passes = self.sizes.steady_passes
+        row = empty_row("steady-state", len(names))
+        say(f"steady-state: operator restarted, drift every {self.sizes.drift_interval}s, {passes} passes")
+        self.wait_quiet(1.0)
+        seq0 = self.admin.last_seq()
+        proc, meter = self.operator(
+            namespace, IAPRUN_DRIFT_INTERVAL_SECONDS=str(self.sizes.drift_interval), **dict(env)
+        )
+        try:
+            cpu0 = meter.cpu_seconds()
+            started = time.time()
+            seen: Counter[str] = Counter()
+            cursor = seq0
+            wanted = set(names)
+
+            def enough() -> bool:
+                nonlocal cursor
+                for entry in self.admin.requests("run.services.get", since=cursor):
+                    cursor = max(cursor, int(entry["seq"]))
+                    svc = service_of(entry)
+                    if svc in wanted:
+                        seen[svc] += 1
+                return len(seen) == len(wanted) and min(seen.values()) >= passes + 1  # resume + drift passes
+
+            wait_until(enough, timeout=self.sizes.timeout, interval=1.0, what=f"{passes} drift passes")
+            elapsed = time.time() - started
+            cpu = meter.cpu_seconds() - cpu0
+            peak = meter.peak_rss_mb()
+            end = self.admin.last_seq()
+            log = [e for e in self.admin.requests(since=seq0, include_tagged=False) if int(e["seq"]) <= end]
+        finally:
+            proc.stop()
+        gets = sum(1 for e in log if e["method"] == "run.services.get")
+        writes = sum(1 for e in log if e["method"] in WRITES)
+        reads = sum(1 for e in log if e["method"] not in WRITES)
+        row.update(
+            steady_writes=writes,
+            steady_reads=reads,
+            steady_passes_observed=gets,
+            steady_reads_per_object_per_pass=round(reads / max(1, gets), 3),
+            steady_seconds=round(elapsed, 1),
+            quota_429s=sum(1 for e in log if e["status"] == 429),
+            operator_peak_rss_mb=round(peak, 1),
+            operator_cpu_seconds_per_object=round(cpu / max(1, gets), 4),
+            operator_cpu_percent=round(100.0 * cpu / max(elapsed, 1e-9), 1),
+            calls_by_method=dict(Counter(str(e["method"]) for e in log)),
+        )
+        return row
+
+    def run(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        chosen = self.sizes.scenarios
+        if "quota-bound" in chosen:
+            rows.append(self.quota_bound())
+        if {"scale-out", "reaction", "steady-state"} & set(chosen):
+            rows.extend(self.scale_out(reaction="reaction" in chosen))
+        return rows
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+_COLUMNS = (
+    ("scenario", "scenario", "{}"),
+    ("n", "n", "{}"),
+    ("converge_seconds", "converge s", "{:.1f}"),
+    ("lower_bound_seconds", "lower s", "{:.1f}"),
+    ("ratio", "ratio", "{:.2f}"),
+    ("throughput_objects_per_second", "obj/s", "{:.1f}"),
+    ("google_calls_per_object_create", "calls/obj", "{:.2f}"),
+    ("polls_per_object_create", "polls/obj", "{:.2f}"),
+    ("steady_writes", "steady W", "{}"),
+    ("steady_reads_per_object_per_pass", "R/obj/pass", "{:.2f}"),
+    ("reaction_p50_seconds", "react p50 s", "{:.3f}"),
+    ("quota_429s", "429s", "{}"),
+    ("operator_peak_rss_mb", "RSS MB", "{:.0f}"),
+    ("operator_cpu_seconds_per_object", "CPU ms/obj", "{}"),
+)
+
+
+def table(rows: Sequence[Mapping[str, Any]]) -> str:
+    def cell(row: Mapping[str, Any], key: str, fmt: str) -> str:
+        value = row.get(key)
+        if value is None:
+            return "-"
+        if key == "operator_cpu_seconds_per_object":
+            return f"{1000 * float(value):.1f}"
+        return fmt.format(value)
+
+    header = [title for _, title, _ in _COLUMNS]
+    body = [[cell(r, key, fmt) for key, _, fmt in _COLUMNS] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def run(sizes: Sizes, out: Path, *, plane: ControlPlane | None = None, log_dir: Path | None = None) -> dict[str, Any]:
+    """Run the chosen scenarios; write ``out`` (JSON) and return what was written."""
+    started = time.time()
+    logs = log_dir or out.parent / "logs"
+    with world(logs, plane) as w:
+        rows = Bench(w, sizes).run()
+    result = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_seconds": round(time.time() - started, 1),
+        "machine": machine(),
+        "sizes": asdict(sizes),
+        "results": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,47 @@
+"""The benchmark at tiny sizes: every scenario runs and the results file has its fields.
+
+A smoke test only: timings are the benchmark's business (``make bench``), never a test's. The one
+behavioural assertion is the steady state's: a drift pass over converged objects writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.driver import FIELDS, SCENARIOS, Sizes, run
+from testworld.cluster import ControlPlane
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SMOKE = Sizes(
+    scale_out=6,
+    quota_bound=5,
+    reaction_changes=2,
+    steady_passes=3,
+    latency=0.01,
+    operation_delay=0.3,
+    drift_interval=1.0,
+    timer_tick=0.5,
+    idle_window=0.5,
+    timeout=120.0,
+)
+
+
+def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run(SMOKE, out, plane=control_plane, log_dir=tmp_path / "logs")
+
+    written = json.loads(out.read_text())
+    rows = {row["scenario"]: row for row in written["results"]}
+    assert set(rows) == set(SCENARIOS)
+    for row in rows.values():
+        assert set(FIELDS) <= set(row), f"{row['scenario']} lacks {set(FIELDS) - set(row)}"
+        assert row["operator_peak_rss_mb"] > 0
+    assert rows["quota-bound"]["ratio"] is not None
+    assert rows["scale-out"]["google_calls_per_object_create"] > 0
+    assert rows["reaction"]["reaction_p50_seconds"] is not None
+    assert rows["steady-state"]["steady_writes"] == 0
+    assert rows["steady-state"]["steady_reads_per_object_per_pass"] > 0
