@@ -16,7 +16,8 @@ Rules (ids are what ``Violation.rule`` says):
   accessor bindings equal to the live declared accessors (Authoritative) or containing them (Additive).
 - ``public-invoker``: no service anywhere has ``roles/run.invoker`` for ``allUsers``/``allAuthenticatedUsers``
   unless the object that owns it opted out (``publicInvokerBindings: Report``); ``public-accessor``: no IAP
-  policy ever names a public principal.
+  policy ever names a public principal; ``public-grant-attempt``: no IAP setIamPolicy the operator sent
+  (accepted or not by Google) grants a public principal access.
 - ``created-without-iap``: every create the operator sent carried ``iapEnabled: true`` unless the object it
   was made for declares IAP off (no window in which a service is reachable without IAP).
 - ``leaked-service``: no service the operator created (or that carries an owner label) is left without the
@@ -198,18 +199,21 @@ def check(
     cluster_id: str,
     default_project: str | None = None,
     abandoned: Collection[str] = (),
-    protected: Collection[str] = (),
+    protected: Collection[str] | Mapping[str, int] = (),
     settled: bool = True,
     operator_caller: str = "",
     now: datetime | None = None,
 ) -> list[Violation]:
     """Every violation of the rules in this module's docstring.
 
-    ``abandoned``/``protected`` are emulator keys ``{number}/{region}/{service}``. ``settled``: the test
-    believes the operator has finished (adds the observedGeneration and stuck-deletion rules).
+    ``abandoned``/``protected`` are emulator keys ``{number}/{region}/{service}``; ``protected`` may map each
+    key to the request-log seq after which the operator must not write to it (its owner set it up before).
+    ``settled``: the test believes the operator has finished (adds the observedGeneration and stuck-deletion
+    rules).
     ``operator_caller`` is how the emulator logs the operator's identity (anonymous: "").
     """
     now = now or datetime.now(UTC)
+    protected_since: Mapping[str, int] = protected if isinstance(protected, Mapping) else dict.fromkeys(protected, 0)
     state = world.state
     keys = _Keys(state)
     services: Mapping[str, Mapping[str, Any]] = state.get("services") or {}
@@ -328,6 +332,14 @@ def check(
         and r.get("tag", "") != "out-of-band"
         and int(r.get("status") or 0) < 300
     ]
+    for r in world.requests:
+        if r.get("caller", "") != operator_caller or r.get("tag", "") == "out-of-band":
+            continue
+        if r.get("method") != "iap.setIamPolicy":
+            continue
+        asked = sorted(m for m in _members((r.get("body") or {}).get("policy"), ACCESSOR) if _is_public(m))
+        if asked:
+            out.append(Violation("public-grant-attempt", keys.of_request(r) or "?", f"IAP access asked for {asked}"))
     created: set[str] = set()
     for r in operator_writes:
         written = keys.of_request(r)
@@ -346,7 +358,7 @@ def check(
                 if wants_on:
                     out.append(Violation("created-without-iap", key, "create sent without iapEnabled: true"))
             continue
-        if key in protected:
+        if key in protected and int(r.get("seq") or 0) > protected_since.get(key, 0):
             out.append(Violation("foreign-write", key, f"{r['method']} on a protected service (seq {r.get('seq')})"))
             continue
         owned_now = str(((services.get(key) or {}).get("labels") or {}).get(OWNER_LABEL, "")) in live_labels

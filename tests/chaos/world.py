@@ -145,13 +145,19 @@ class ChaosWorld:
     # ------------------------------------------------------------------------------------------ namespaces
 
     def namespace(
-        self, name: str, *, labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        replace_labels: bool = False,
     ) -> str:
+        """Create a namespace (deleted at teardown). It carries the test label (selected by the open
+        tenancy rule) unless ``replace_labels``."""
         from kubernetes import client
 
-        meta = client.V1ObjectMeta(
-            name=name, labels={"iaprun.test/owned": "true", **(labels or {})}, annotations=dict(annotations or {})
-        )
+        base = {} if replace_labels else {"iaprun.test/owned": "true"}
+        meta = client.V1ObjectMeta(name=name, labels={**base, **(labels or {})}, annotations=dict(annotations or {}))
         self.core.create_namespace(client.V1Namespace(metadata=meta))
         self.namespaces.append(name)
         return name
@@ -264,7 +270,7 @@ class ChaosWorld:
         self,
         *,
         abandoned: Iterable[str] = (),
-        protected: Iterable[str] = (),
+        protected: Iterable[str] | Mapping[str, int] = (),
         settled: bool = True,
     ) -> list[invariants.Violation]:
         world = invariants.collect(self.custom, self.core, self.emu, self.namespaces)
@@ -273,7 +279,7 @@ class ChaosWorld:
             cluster_id=CLUSTER_ID,
             default_project=DEFAULT_PROJECT,
             abandoned=set(abandoned),
-            protected=set(protected),
+            protected=dict(protected) if isinstance(protected, Mapping) else set(protected),
             settled=settled,
         )
 
