@@ -49,6 +49,11 @@ test: venv tools lint ## everything: lint, types, unit, integration
 bench: tools ## benchmark (issue 9): full-size scenarios, prints a table, writes .bench/results.json (BENCH_ARGS=...)
 	$(PY) -m bench $(BENCH_ARGS)
 
+.PHONY: chaos
+chaos: venv tools ## reliability campaign at full size (IAPRUN_CHAOS_SIZE=100, >= 10 SIGKILLs); prints the figures
+	IAPRUN_CHAOS_SIZE=$${IAPRUN_CHAOS_SIZE:-100} IAPRUN_CHAOS_REPORT=$${IAPRUN_CHAOS_REPORT:-$(IAPRUN_CACHE)/chaos-report.json} \
+		$(VENV)/bin/pytest tests/chaos -q
+
 .PHONY: cluster
 cluster: tools ## run the local control plane until interrupted; prints the KUBECONFIG to export
 	$(PY) -m testworld.cluster

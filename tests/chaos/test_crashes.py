@@ -113,11 +113,14 @@ def test_control_plane_restart_mid_run_converges(
     world: ChaosWorld, chaos_size: int, figures: FigureMaker, control_plane: ControlPlane
 ) -> None:
     """kube-apiserver (and etcd) restarted on the same data in the middle of the rollout, of the update
-    wave and of the delete wave: the operator's watches reconnect and every wave converges."""
+    wave and of the delete wave (the rollout only at the reduced size): the operator's watches reconnect
+    and every wave converges."""
     n = chaos_size
     fig = figures("control-plane restart mid-wave", n)
     ns = world.namespaces[0]
     bodies = fleet(n)
+    # A restart costs ~30 s of etcd + kube-apiserver start on 2 cores: one (mid-rollout) at the reduced size.
+    restart_in = ("rollout", "update", "delete") if FULL else ("rollout",)
     world.start_operator()
     for wave in ("rollout", "update", "delete"):
         started = time.monotonic()
@@ -128,9 +131,10 @@ def test_control_plane_restart_mid_run_converges(
             world.apply(ns, updated(bodies))
         else:
             world.delete_all(ns)
-        wait_for(lambda s=since: operator_writes(world, s) >= max(1, n // 3), timeout=60, what="the wave under way")
-        control_plane.restart()
-        fig.kills += 1
+        if wave in restart_in:
+            wait_for(lambda s=since: operator_writes(world, s) >= max(1, n // 3), timeout=60, what="the wave under way")
+            control_plane.restart()
+            fig.kills += 1
         if wave == "delete":
             world.wait_gone(ns, names(bodies), timeout=240)
         else:
