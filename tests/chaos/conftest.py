@@ -4,6 +4,8 @@
   ``make chaos`` sets 100).
 - ``IAPRUN_CHAOS_SEED``: seed of the random kill points and hostile inputs (default: random, printed).
 - ``IAPRUN_CHAOS_REPORT``: write the figures of the run as JSON to this path (``make chaos`` does).
+- ``IAPRUN_CHAOS_TIMEOUT``: bound of one wave's convergence (default 240 s at 50 objects, scaled with N);
+  lower it when proving that a test fails without the operator's handling.
 
 The emulator is this module's own process (reset before each test), so its state and request log hold
 only what the chaos tests did and the invariant checker can look at "every service anywhere".
