@@ -123,13 +123,30 @@ def _readable_copy(kubeconfig: Path, directory: Path) -> Path:
     return copy
 
 
-class ImageOperator:
-    """The image's entrypoint run with `buildah run` (host network), in its own process group."""
+# Runs a command in the image's root filesystem as a kubelet would with the chart's securityContext: a private
+# mount namespace, the root read-only, a tmpfs at /tmp (the chart's emptyDir), the host's /dev and a /proc, and the
+# image's user. Arguments: rootfs, kubeconfig, user[:group], command...
+READ_ONLY_ROOT = r"""
+set -eu
+root=$1; kubeconfig=$2; user=$3; shift 3
+mount --bind "$root" "$root"
+mount -o remount,bind,ro "$root"
+mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp"
+mount --rbind /dev "$root/dev"
+mount -t proc proc "$root/proc"
+cp "$kubeconfig" "$root/tmp/kubeconfig"
+chmod 0444 "$root/tmp/kubeconfig"
+exec chroot --userspec="$user" "$root" "$@"
+"""
 
-    def __init__(self, container: str, kubeconfig: Path, google_endpoint: str, log_path: Path) -> None:
-        self.container, self.kubeconfig, self.log_path = container, kubeconfig, log_path
+
+class ImageOperator:
+    """The image's entrypoint, in its own process group, either through `buildah run` (chroot isolation, host
+    network) or chrooted into the mounted image with a read-only root (see READ_ONLY_ROOT)."""
+
+    def __init__(self, image: str, container: str, kubeconfig: Path, google_endpoint: str, log_path: Path) -> None:
+        self.image, self.container, self.kubeconfig, self.log_path = image, container, kubeconfig, log_path
         self.env = {
-            "KUBECONFIG": "/etc/iaprun/kubeconfig",
             "IAPRUN_GOOGLE_API_ENDPOINT": google_endpoint,
             "IAPRUN_DEFAULT_PROJECT": "demo-project",
             "IAPRUN_METRICS_PORT": "0",
@@ -138,21 +155,35 @@ class ImageOperator:
         }
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.mounted = False
 
-    def start(self) -> ImageOperator:
-        buildah("config", *(arg for k, v in self.env.items() for arg in ("--env", f"{k}={v}")), self.container)
-        root = Path(os.environ.get("IAPRUN_BUILDAH_ROOT") or tools.cache_dir() / "buildah")
-        command = [
-            *("buildah", "--root", str(root / "root"), "--runroot", str(root / "runroot"), "--storage-driver", "vfs"),
-            *("run", "--isolation", "chroot", "--network", "host"),
-            *("--volume", f"{self.kubeconfig}:/etc/iaprun/kubeconfig:ro"),
-            self.container,
-            "--",
-            *ENTRYPOINT,
-            *("--log-format=json", f"--liveness=http://127.0.0.1:{self.port}/healthz"),
-        ]
+    def start(self, *, read_only_root: bool) -> ImageOperator:
+        config = json.loads(buildah("inspect", "--type", "image", self.image).stdout)["OCIv1"]["config"]
+        args = ["--log-format=json", f"--liveness=http://127.0.0.1:{self.port}/healthz"]
+        if read_only_root:
+            rootfs = buildah("mount", self.container).stdout.strip()
+            self.mounted = True
+            image_env = dict(item.split("=", 1) for item in config["Env"])
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh"]
+            command += [rootfs, str(self.kubeconfig), config["User"], *config["Entrypoint"], *args]
+            env = {**image_env, **self.env, "KUBECONFIG": "/tmp/kubeconfig"}
+        else:
+            env_args = [
+                arg
+                for k, v in {**self.env, "KUBECONFIG": "/etc/iaprun/kubeconfig"}.items()
+                for arg in ("--env", f"{k}={v}")
+            ]
+            buildah("config", *env_args, self.container)
+            root = Path(os.environ.get("IAPRUN_BUILDAH_ROOT") or tools.cache_dir() / "buildah")
+            command = [
+                *("buildah", "--root", str(root / "root"), "--runroot", str(root / "runroot")),
+                *("--storage-driver", "vfs", "run", "--isolation", "chroot", "--network", "host"),
+                *("--volume", f"{self.kubeconfig}:/etc/iaprun/kubeconfig:ro"),
+                *(self.container, "--", *config["Entrypoint"], *args),
+            ]
+            env = dict(os.environ)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_for(self._alive, timeout=90, what=f"the image's operator liveness (log: {self.log_path})")
         return self
 
@@ -167,32 +198,33 @@ class ImageOperator:
             return False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.mounted:
+            buildah("umount", self.container, check=False)
 
 
 @pytest.fixture
-def image_operator(fresh_container: str, tmp_path: Path) -> Iterator[Any]:
+def image_operator(image: str, fresh_container: str, tmp_path: Path) -> Iterator[Any]:
     started: list[ImageOperator] = []
 
-    def start(kubeconfig: Path, google_endpoint: str) -> ImageOperator:
-        operator = ImageOperator(
-            fresh_container, _readable_copy(kubeconfig, tmp_path), google_endpoint, tmp_path / "op.log"
-        )
+    def start(kubeconfig: Path, google_endpoint: str, *, read_only_root: bool) -> ImageOperator:
+        kubeconfig = _readable_copy(kubeconfig, tmp_path)
+        operator = ImageOperator(image, fresh_container, kubeconfig, google_endpoint, tmp_path / "op.log")
         started.append(operator)
-        return operator.start()
+        return operator.start(read_only_root=read_only_root)
 
     yield start
     for operator in started:
         operator.stop()
 
 
+@pytest.mark.parametrize("how", ["buildah-run", "read-only-root"])
 def test_operator_from_the_image_reconciles_to_ready(
     image_operator: Any,
     release: Release,
@@ -201,12 +233,15 @@ def test_operator_from_the_image_reconciles_to_ready(
     sa_kubeconfig: Any,
     gcp_emulator_process: EmulatorProcess,
     forget_objects: list[tuple[str, str]],
+    how: str,
 ) -> None:
     """helm install, then the image's entrypoint with the chart ServiceAccount's token reconciles an object to Ready
-    (the Cloud Run service exists, with IAP on, in the emulator) and finalises its deletion."""
+    (the Cloud Run service exists, with IAP on, in the emulator) and finalises its deletion; both with `buildah run`
+    and chrooted into the image with a read-only root and only /tmp writable, as the chart runs it."""
     release.install()
     url = gcp_emulator_process.base_url
-    operator = image_operator(sa_kubeconfig(namespace, release.fullname), url)
+    kubeconfig = sa_kubeconfig(namespace, release.fullname)
+    operator = image_operator(kubeconfig, url, read_only_root=how == "read-only-root")
     name = f"img-{uuid.uuid4().hex[:6]}"
     forget_objects.append((namespace, name))
     apply(kubectl, namespace, manifest(name))
