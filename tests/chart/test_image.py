@@ -30,7 +30,7 @@ from integration.harness import REPO, apply, free_port, manifest, wait_for
 from testworld import tools
 from testworld.fixtures import Runner
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENTRYPOINT = ["/opt/venv/bin/iap-run-operator"]
 
 

@@ -14,11 +14,14 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 import yaml
 
 from chart.conftest import CHART, CRD_NAME, Release
 from integration.harness import apply, kubectl_json, manifest
 from testworld.fixtures import Runner
+
+pytestmark = pytest.mark.integration
 
 
 def _manifest_objects(release: Release) -> list[dict[str, Any]]:

@@ -91,6 +91,7 @@ def operators(tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
         proc.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scope", ["cluster-wide", "watchNamespace"])
 def test_operator_reaches_ready_with_the_charts_service_account(
     scope: str,
@@ -159,6 +160,7 @@ def cluster_role_binding(kube_admin: Any) -> Iterator[Callable[[str, str, list[d
         rbac.delete_cluster_role(name)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("missing", list(NEEDED), ids=["/".join(filter(None, grant)) for grant in NEEDED])
 def test_each_grant_is_used(
     missing: Grant,
