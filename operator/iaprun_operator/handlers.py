@@ -91,10 +91,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 30
         settings.networking.request_timeout = 60
-        # No cap on kopf's per-object workers: a capped worker keeps its slot while it sleeps out a requeue
-        # delay and for idle_timeout after its last event, so a cap of W admits only about W objects every
-        # few seconds. Concurrency is bounded where the work is: W reconcile passes at once (Runtime.passes).
-        settings.queueing.worker_limit = None
+        # W reconcile passes at once (Runtime.passes) bound the Google work. kopf's per-object workers get
+        # a looser cap: a worker keeps its slot while it sleeps out a requeue delay (a Cloud Run operation)
+        # and for idle_timeout after its last event, so a cap of W admitted only about W objects every few
+        # seconds; no cap at all let a thousand objects flood the API server at once (patch timeouts, and
+        # a watch lagging so far that handlers got bodies older than their own last patch).
+        settings.queueing.worker_limit = 4 * runtime.settings.workers
+        settings.queueing.idle_timeout = 1.0
         settings.execution.max_workers = runtime.settings.workers
         runtime.google = Google.build(runtime.settings)
         runtime.passes = asyncio.Semaphore(runtime.settings.workers)
