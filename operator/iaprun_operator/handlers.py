@@ -122,7 +122,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     ) -> dict[str, NamespaceInfo]:
         return {name: NamespaceInfo(uid=uid, labels=dict(labels), annotations=dict(annotations))}
 
-    def view(body: kopf.Body, index: kopf.Index[str, NamespaceInfo]) -> ObjectView:
+    def view(
+        body: kopf.Body, index: kopf.Index[str, NamespaceInfo], status: Mapping[str, Any] | None = None
+    ) -> ObjectView:
         namespace = str(body.metadata.namespace)
         info = next(iter(index.get(namespace, [])), None)
         if not runtime.cluster_id:
@@ -133,7 +135,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             name=str(body.metadata.name),
             generation=int(body.metadata.get("generation") or 0),
             spec=dict(body.spec),
-            status=dict(body.status),
+            status=dict(body.status if status is None else status),
             cluster_id=runtime.cluster_id,
             namespace_labels=info.labels if info else {},
             namespace_annotations=info.annotations if info else {},
@@ -147,13 +149,24 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
     async def run_pass(
-        body: kopf.Body, patch: kopf.Patch, index: kopf.Index[str, NamespaceInfo], *, follow_up: bool = False
+        body: kopf.Body,
+        patch: kopf.Patch,
+        index: kopf.Index[str, NamespaceInfo],
+        memo: Any,
+        *,
+        follow_up: bool = False,
     ) -> Result:
         assert runtime.google is not None
         assert runtime.passes is not None
         started = time.monotonic()
         async with runtime.passes, runtime.lock(str(body.metadata.uid)):
-            result = await reconcile(view(body, index), runtime.google, settings, _now(settings), follow_up=follow_up)
+            # kopf hands over a body older than this process's own last status patch when the watch lags
+            # past its consistency timeout; the status as last written here is then the better truth
+            # (else, e.g., a missing templateHash would read as a template change and cost a PATCH).
+            known = memo.get("status")
+            obj = view(body, index, known)
+            result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
+            memo["status"] = merged(obj.status, result.status)
         outcome = result.requeue or "settled"
         metrics.RECONCILES.labels(outcome).inc()
         metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
@@ -172,7 +185,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def reconcile_handler(body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, **kwargs: Any) -> None:
         # A retry comes back for the operation the previous pass started: it need not re-read the IAM.
-        result = await run_pass(body, patch, kwargs["namespaces"], follow_up=retry > 0)
+        result = await run_pass(body, patch, kwargs["namespaces"], memo, follow_up=retry > 0)
         memo["next_drift"] = _next_drift(body, settings)
         come_back(result, retry)
 
@@ -189,7 +202,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not _drift_due(body, memo, settings):
             return
         memo["next_drift"] = _next_drift(body, settings)
-        result = await run_pass(body, patch, kwargs["namespaces"])
+        result = await run_pass(body, patch, kwargs["namespaces"], memo)
         if result.requeue is None:
             memo["drift_retry"] = 0
             return
@@ -226,6 +239,19 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
     return value
+
+
+def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` after a JSON merge patch of ``changes`` (None removes a key; mappings merge)."""
+    out = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _next_drift(body: kopf.Body, settings: Settings) -> float:
