@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -392,14 +392,28 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
     resource = ref.iap_resource(number)
     ledger: Sequence[str] = (p.obj.status.get("iap") or {}).get("addedMembers") or ()
 
+    record_first = False
+
     def plan(policy: dict[str, Any]) -> Any:
-        return plan_accessors(policy, spec.iap.accessors, mode=spec.iap.policy, ledger=ledger, now=p.now)
+        nonlocal record_first
+        decided = plan_accessors(policy, spec.iap.accessors, mode=spec.iap.policy, ledger=ledger, now=p.now)
+        # Additive: members about to be granted enter the ledger (status) before the grant. Granted first,
+        # a lost status write (a crash right after the grant) would leave them looking foreign for ever:
+        # never revoked when removed from the spec. This pass records them; the next one grants them.
+        record_first = decided.policy is not None and not set(decided.ledger) <= set(ledger)
+        return replace(decided, policy=None) if record_first else decided
 
     decided = await _read_modify_write(
         lambda: p.google.iap.get_iam_policy(resource, ref.project),
         plan,
         lambda pol: p.google.iap.set_iam_policy(resource, ref.project, pol),
     )
+    if record_first:
+        newcomers = sorted(set(decided.ledger) - set(ledger))
+        p.result.status.setdefault("iap", {})["addedMembers"] = sorted(set(ledger) | set(decided.ledger))
+        p.steps.append(cond.Condition(cond.ACCESSORS_SYNCED, False, "Granting", f"granting {', '.join(newcomers)}"))
+        p.progress = p.progress or cond.Progress("Updating", f"granting access to {', '.join(newcomers)}")
+        return
     if decided.added:
         p.event(
             "Normal",
