@@ -8,6 +8,7 @@ invariant checker: no duplicate service, no leaked one, no lost binding, nothing
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 
@@ -143,3 +144,108 @@ def test_control_plane_restart_mid_run_converges(
         world.assert_invariants(fig, abandoned=abandoned_keys(world, bodies) if wave == "delete" else ())
     world.assert_operator_alive()
     fig.notes = "kills = control-plane restarts"
+
+
+def test_killed_between_additive_grant_and_status_access_is_still_revoked(
+    world: ChaosWorld, figures: FigureMaker
+) -> None:
+    """Additive mode: the operator grants bob and dies before the status write that follows the grant (an
+    admission policy holds that write off, so the kill lands in the window every time); bob is removed from
+    the spec meanwhile. After the restart bob must lose access: the operator granted it. (Before the fix
+    the ledger of members the operator added was only written with that status, so bob looked foreign for
+    ever and kept access.)"""
+    fig = figures("SIGKILL between an Additive grant and its status", 1)
+    ns = world.namespaces[0]
+    world.start_operator()
+    manifest = {
+        "apiVersion": "iaprun.dev/v1alpha1",
+        "kind": "IapRunService",
+        "metadata": {"name": "additive"},
+        "spec": {
+            "region": REGION,
+            "template": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/hello"}]},
+            "iap": {"accessorsPolicy": "Additive", "accessors": [{"member": "user:alice@example.com"}]},
+        },
+    }
+    world.apply(ns, [manifest])
+    world.wait_ready(ns, ["additive"], timeout=60)
+    key = world.key(DEFAULT_PROJECT, "additive")
+
+    def members() -> set[str]:
+        policy = world.emu.state()["iap_policies"].get(key) or {}
+        return {m for b in policy.get("bindings", ()) for m in b.get("members", ())}
+
+    policy_name = f"chaos-lose-ledger-{ns}"[:60]
+    block = [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": policy_name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["iaprun.dev"],
+                            "apiVersions": ["*"],
+                            "operations": ["UPDATE"],
+                            "resources": ["iaprunservices", "iaprunservices/status"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": "!(has(object.status) && has(object.status.iap) && "
+                        "has(object.status.iap.accessors) && "
+                        "object.status.iap.accessors.exists(a, a.member == 'user:bob@example.com'))",
+                        "message": "chaos: this status write is lost",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": policy_name},
+            "spec": {
+                "policyName": policy_name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+            },
+        },
+    ]
+    world.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": block}))
+    probe = json.dumps({"status": {"iap": {"accessors": [{"member": "user:bob@example.com"}]}}})
+
+    def enforced() -> bool:
+        """The policy is active once a server-side dry run of the write it forbids is refused."""
+        result = world.kubectl(
+            "patch",
+            "-n",
+            ns,
+            "iaprunservices/additive",
+            "--subresource=status",
+            "--type=merge",
+            "--dry-run=server",
+            "-p",
+            probe,
+            check=False,
+        )
+        return result.returncode != 0 and "lost" in result.stderr
+
+    try:
+        wait_for(enforced, timeout=30, interval=0.2, what="the admission policy to be enforced")
+        manifest["spec"]["iap"]["accessors"].append({"member": "user:bob@example.com"})
+        world.apply(ns, [manifest])
+        wait_for(lambda: "user:bob@example.com" in members(), timeout=60, interval=0.2, what="bob granted")
+        # The status write after the grant is held off by the policy: the operator dies in that window.
+        world.kill_operator()
+        fig.kills += 1
+    finally:
+        world.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy_name)
+    manifest["spec"]["iap"]["accessors"] = [{"member": "user:alice@example.com"}]
+    world.apply(ns, [manifest])
+    world.restart_operator()
+    world.wait_ready(ns, ["additive"], timeout=60)
+    world.assert_invariants(fig)
+    assert "user:bob@example.com" not in members(), "bob keeps the access the operator granted"

@@ -9,6 +9,7 @@ recovery once fixed.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,7 @@ class ConcurrentWriter:
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
+            started = time.monotonic()
             services = [key.rsplit("/", 1)[1] for key in self.admin.state()["services"]]
             for service in services:
                 if self.stop_event.is_set():
@@ -147,8 +149,9 @@ class ConcurrentWriter:
                 self._toggle(service, "run")
                 if service in self.additive:
                     self._toggle(service, "iap")
-            # Pace the writer so it does not starve the two cores it shares with everything else.
-            self.stop_event.wait(0.02)
+            # About one edit per policy per second: often enough to race every slow write of the operator,
+            # seldom enough that an etag-guarded read-modify-write wins within its attempts.
+            self.stop_event.wait(max(0.02, 1.0 - (time.monotonic() - started)))
 
     def lost(self, state: dict[str, Any]) -> list[str]:
         """Members whose presence differs from what the writer last left (services still there only)."""
@@ -169,9 +172,10 @@ class ConcurrentWriter:
 def test_etag_conflicts_from_a_concurrent_writer_lose_nothing(
     world: ChaosWorld, chaos_size: int, figures: FigureMaker
 ) -> None:
-    """A concurrent writer changes the same IAM policies all through the three waves (plus injected
-    ABORTED answers): the operator's read-modify-write with the etag retries, converges, and never
-    overwrites the other writer's change (no lost update, no resurrected member)."""
+    """A concurrent writer changes the same IAM policies all through the three waves, while each
+    setIamPolicy takes 300 ms to land (plus injected ABORTED answers): the operator's read-modify-write
+    with the etag retries, converges, and never overwrites the other writer's change (no lost update, no
+    resurrected member)."""
     n = chaos_size
     fig = figures("IAM etag conflicts (concurrent writer)", n)
     additive = {b["metadata"]["name"] for b in fleet(n) if b["spec"]["iap"].get("accessorsPolicy") == "Additive"}
@@ -180,6 +184,8 @@ def test_etag_conflicts_from_a_concurrent_writer_lose_nothing(
     since = world.emu.last_seq()
 
     def begin(wave: str) -> None:
+        # A slow setIamPolicy (300 ms between the operator's read and its write landing) widens the race.
+        world.emu.set_latency("*setIamPolicy", 0.3)
         world.emu.inject_error(
             "*setIamPolicy",
             http=409,
@@ -194,6 +200,7 @@ def test_etag_conflicts_from_a_concurrent_writer_lose_nothing(
     def end(wave: str) -> None:
         writer.stop()
         world.emu.clear_faults()
+        world.emu.set_latency("*setIamPolicy", 0)
         lost = writer.lost(world.emu.state())
         assert lost == [], f"lost updates after the {wave} wave: {lost}"
 
