@@ -22,9 +22,13 @@ class Iap:
         self._calls = calls
         self._limiter = limiter
         self._clients = clients
+        self._v1: Any = None
 
     def _policies(self) -> Any:
-        return self._clients.service("iap", "v1").v1()
+        # Built once: a discovery resource builds every method of the API when made, on the event loop.
+        if self._v1 is None:
+            self._v1 = self._clients.service("iap", "v1").v1()
+        return self._v1
 
     async def get_iam_policy(self, resource: str, project: str) -> dict[str, Any]:
         request = self._policies().getIamPolicy(resource=resource, body={"options": {"requestedPolicyVersion": 3}})
