@@ -316,12 +316,15 @@ class ChaosWorld:
         for proc in self.operators:
             proc.stop()
         for ns in self.namespaces:
+            # The objects go now, not when the namespace controller gets to them: the next test's operator
+            # (cluster-wide) must not find them alive and act on them in its fresh emulator.
             with contextlib.suppress(ApiException, OSError):
                 for name, obj in self.objects(ns).items():
                     if obj["metadata"].get("finalizers"):
                         self.custom.patch_namespaced_custom_object(
                             GROUP, VERSION, ns, PLURAL, name, {"metadata": {"finalizers": None}}
                         )
+                self.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
             with contextlib.suppress(ApiException, OSError):
                 self.core.delete_namespace(ns)
 
