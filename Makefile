@@ -42,7 +42,7 @@ unit: venv ## pure-logic tests (no servers)
 	$(VENV)/bin/pytest tests/unit -q
 
 .PHONY: test
-test: venv tools lint ## everything: lint, types, unit, integration
+test: venv tools lint image ## everything: lint, types, unit, admission, emulator, integration, chart, image
 	$(VENV)/bin/pytest -q
 
 .PHONY: bench
@@ -63,8 +63,10 @@ emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$
 	$(PY) -m gcpemu --port $(EMULATOR_PORT)
 
 .PHONY: docs
-docs: venv ## regenerate docs/reference.md from the CRD in crds/
+docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema
 	$(PY) hack/gen_reference.py
+	$(PY) hack/gen_chart_crds.py
+	$(PY) hack/gen_values_schema.py
 
 .PHONY: clean
 clean: ## remove the in-checkout environment (the user cache stays)
