@@ -99,24 +99,25 @@ def test_hanging_requests_converge(world: ChaosWorld, chaos_size: int, figures: 
 class ConcurrentWriter:
     """Another IAM writer (a console user, Terraform) editing the same policies while the operator works.
 
-    It toggles its own member on each service's Cloud Run policy (``roles/run.developer``) and, on objects
-    in Additive mode, a foreign accessor on the IAP policy: every toggle changes the etag. It remembers what
-    it left in place; a lost update (an operator write based on a stale read) shows as a missing or
-    resurrected member.
+    It keeps adding members of its own, a new one each time: ``roles/run.developer`` on each service's
+    Cloud Run policy and, on objects in Additive mode, a foreign accessor on the IAP policy. Every add
+    changes the etag. It never removes anything, so a member it added that is missing later was lost by an
+    operator write based on a stale read: a lost update.
     """
 
     ROLE = "roles/run.developer"
-    MEMBER = "user:console-writer@example.com"
-    FOREIGN = "user:foreign-accessor@example.com"
     ACCESSOR = "roles/iap.httpsResourceAccessor"
 
     def __init__(self, url: str, additive: set[str]) -> None:
         self.admin = AdminClient(url, timeout=30)
         self.additive = additive
-        self.present: dict[tuple[str, str], bool] = {}
+        self.added: list[tuple[str, str, str]] = []
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.writes = 0
+
+    @property
+    def writes(self) -> int:
+        return len(self.added)
 
     def start(self) -> None:
         self.stop_event.clear()
@@ -128,16 +129,14 @@ class ConcurrentWriter:
         if self.thread is not None:
             self.thread.join(30)
 
-    def _toggle(self, service: str, kind: str) -> None:
-        role, member = (self.ROLE, self.MEMBER) if kind == "run" else (self.ACCESSOR, self.FOREIGN)
-        now = self.present.get((service, kind), False)
-        call = self.admin.remove_binding if now else self.admin.add_binding
+    def _add(self, service: str, kind: str) -> None:
+        role = self.ROLE if kind == "run" else self.ACCESSOR
+        member = f"user:writer-{len(self.added)}@example.com"
         try:
-            call(DEFAULT_PROJECT, REGION, service, role, member, kind=kind)
+            self.admin.add_binding(DEFAULT_PROJECT, REGION, service, role, member, kind=kind)
         except AdminError:
             return  # the service is not there (yet, or any more)
-        self.present[(service, kind)] = not now
-        self.writes += 1
+        self.added.append((service, kind, member))
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -146,26 +145,25 @@ class ConcurrentWriter:
             for service in services:
                 if self.stop_event.is_set():
                     return
-                self._toggle(service, "run")
+                self._add(service, "run")
                 if service in self.additive:
-                    self._toggle(service, "iap")
+                    self._add(service, "iap")
             # About one edit per policy per second: often enough to race every slow write of the operator,
             # seldom enough that an etag-guarded read-modify-write wins within its attempts.
             self.stop_event.wait(max(0.02, 1.0 - (time.monotonic() - started)))
 
     def lost(self, state: dict[str, Any]) -> list[str]:
-        """Members whose presence differs from what the writer last left (services still there only)."""
+        """Members the writer added that are gone (on services that still exist)."""
         number = state["projects"][DEFAULT_PROJECT]
         out = []
-        for (service, kind), present in sorted(self.present.items()):
+        for service, kind, member in self.added:
             key = f"{number}/{REGION}/{service}"
             if key not in state["services"]:
                 continue
-            role, member = (self.ROLE, self.MEMBER) if kind == "run" else (self.ACCESSOR, self.FOREIGN)
+            role = self.ROLE if kind == "run" else self.ACCESSOR
             policy = state["run_policies" if kind == "run" else "iap_policies"].get(key) or {}
-            held = any(member in b.get("members", ()) for b in policy.get("bindings", ()) if b.get("role") == role)
-            if held != present:
-                out.append(f"{service} {kind}: {member} {'lost' if present else 'resurrected'}")
+            if not any(member in b.get("members", ()) for b in policy.get("bindings", ()) if b.get("role") == role):
+                out.append(f"{service} {kind}: {member} lost")
         return out
 
 
