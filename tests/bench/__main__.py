@@ -25,6 +25,7 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     p.add_argument("--idle-window", type=float, default=d.idle_window, help="seconds of idle CPU sampling")
     p.add_argument("--timeout", type=float, default=d.timeout, help="bound on any single wait (s)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--operator-src", default="", help="measure the operator package under this directory instead")
     p.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
     a = p.parse_args(argv)
     chosen = tuple(s for s in a.scenarios.split(",") if s)
@@ -43,6 +44,7 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
         timer_tick=a.timer_tick,
         idle_window=a.idle_window,
         timeout=a.timeout,
+        operator_src=str(Path(a.operator_src).resolve()) if a.operator_src else "",
         scenarios=chosen,
     )
     return sizes, a.out

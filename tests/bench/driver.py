@@ -104,6 +104,8 @@ class Sizes:
     timeout: float = 1800.0
     """Bound on any single wait (a failure, not a measurement)."""
     scenarios: tuple[str, ...] = SCENARIOS
+    operator_src: str = ""
+    """Another operator source tree to measure (its ``iaprun_operator`` parent directory), for A/B runs."""
 
 
 # ---------------------------------------------------------------------------------------------- measurement
@@ -450,6 +452,7 @@ class Bench:
             "IAPRUN_TIMER_TICK_SECONDS": str(self.sizes.timer_tick),
             "IAPRUN_DRIFT_INTERVAL_SECONDS": "3600",
             "IAPRUN_CLUSTER_ID": "bench-cluster",
+            **({"PYTHONPATH": self.sizes.operator_src} if self.sizes.operator_src else {}),
             **env,
         }
         proc = OperatorProcess(
@@ -494,7 +497,8 @@ class Bench:
             started = time.time()
             self.w.kube.create(namespace, bodies, self.sizes.create_threads)
             created = time.time()
-            say(f"{len(names)} objects created in {created - started:.1f}s")
+            create_seconds = created - started
+            say(f"{len(names)} objects created in {create_seconds:.1f}s")
             if precreate:
                 started = time.time()
                 proc, meter = self.operator(namespace, **env)
@@ -514,7 +518,7 @@ class Bench:
         log = self.admin.requests(since=seq0, include_tagged=False)
         run: dict[str, Any] = {
             "converge_seconds": finished - started,
-            "create_seconds": created - started,
+            "create_seconds": create_seconds,
             "cpu": cpu,
             "log": log,
         }
