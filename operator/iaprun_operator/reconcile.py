@@ -101,6 +101,11 @@ class _Pass:
         if (ready.get("reason"), ready.get("message")) != (failure.reason, failure.message):
             self.event("Warning", failure.reason, failure.message)
 
+    def stall(self, reason: str, message: str) -> Result:
+        """End the pass: it cannot progress until the spec, the policy or a permission changes."""
+        self.failure = cond.Failure(reason, message, stalled=True)
+        return self.finish()
+
     def finish(self) -> Result:
         if self.failure is None and self.progress is None:
             self.failure = self.revision_failure
@@ -150,26 +155,21 @@ async def reconcile(
     try:
         spec = parse_spec(obj.spec, name=obj.name)
     except InvalidSpecError as error:
-        p.failure = cond.Failure("InvalidSpec", str(error), stalled=True)
-        return p.finish()
+        return p.stall("InvalidSpec", str(error))
     project = resolve_project(obj, spec, settings)
     if not project:
-        p.failure = cond.Failure(
+        return p.stall(
             "InvalidSpec",
             f"no project: set spec.projectID, the namespace annotation {DEFAULT_PROJECT_ANNOTATION}, "
             "or the operator's default project",
-            stalled=True,
         )
-        return p.finish()
     pinned = obj.status.get("projectID")
     if pinned and pinned != project:
-        p.failure = cond.Failure(
+        return p.stall(
             "ProjectChanged",
             f"this object manages a service in project {pinned!r}; it now resolves to {project!r}. "
             "Projects are immutable: restore the namespace default or recreate the object",
-            stalled=True,
         )
-        return p.finish()
     denied = tenancy.check(
         settings.tenancy,
         namespace=obj.namespace,
@@ -179,8 +179,7 @@ async def reconcile(
         members=[a.member for a in spec.iap.accessors],
     )
     if denied:
-        p.failure = cond.Failure("PolicyDenied", denied, stalled=True)
-        return p.finish()
+        return p.stall("PolicyDenied", denied)
 
     ref = ServiceRef(project, spec.region, spec.service_name)
     p.result.status.update(projectID=project, region=spec.region, serviceName=spec.service_name, externalRef=ref.name)
