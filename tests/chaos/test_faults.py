@@ -18,6 +18,7 @@ import pytest
 from chaos.scenario import Fault, run_waves
 from chaos.world import DEFAULT_PROJECT, IMAGE, REGION, ChaosWorld, Figures, fleet, is_ready, names, stalled_reason
 from gcpemu.admin import AdminClient, AdminError
+from integration.harness import wait_for
 
 pytestmark = pytest.mark.integration
 FigureMaker = Callable[[str, int], Figures]
@@ -280,12 +281,20 @@ def test_permission_revoked_midway_stalls_then_recovers(
     world.start_operator(IAPRUN_DRIFT_INTERVAL_SECONDS="4")
     ns = world.namespaces[0]
     seen_stalled: list[str] = []
+    wave_start: dict[str, int] = {}
+
+    def begin(wave: str) -> None:
+        wave_start[wave] = world.emu.last_seq()
+        if wave == "delete":
+            # kubectl deletes one object at a time and the operator keeps up: revoke first, so that the
+            # finalizers meet the denial.
+            world.emu.set_permissions("anonymous", deny_projects=[DEFAULT_PROJECT])
 
     def during(wave: str) -> None:
-        since = world.emu.last_seq()
-        world.wait_requests(max(1, n // 2), method="run.*", since=since)
-        world.emu.set_permissions("anonymous", deny_projects=[DEFAULT_PROJECT])
-        denied_from = world.emu.last_seq()
+        if wave != "delete":
+            world.wait_requests(max(1, n // 2), method="run.*", since=wave_start[wave])
+            world.emu.set_permissions("anonymous", deny_projects=[DEFAULT_PROJECT])
+        denied_from = world.emu.last_seq() if wave != "delete" else wave_start[wave]
         if wave != "delete":
 
             def someone_stalled(objs: dict[str, Any]) -> bool:
@@ -299,10 +308,16 @@ def test_permission_revoked_midway_stalls_then_recovers(
                 if stalled_reason(obj):
                     assert "denied" in str(obj["status"]["conditions"][0].get("message")).lower()
         else:
-            world.wait_requests(n // 2, since=denied_from)
+            # Deletions wait (finalizers retry with backoff) while denied.
+            wait_for(
+                lambda: len([r for r in world.operator_requests(since=denied_from) if r["status"] == 403]) >= n // 2,
+                timeout=120,
+                what="finalizers denied",
+            )
+            assert world.objects(ns), "objects were deleted although Google denied every call"
         fig.faults += len([r for r in world.operator_requests(since=denied_from) if r["status"] == 403])
         world.emu.disable_permissions()
 
-    run_waves(world, fig, Fault(during=during), n=n)
+    run_waves(world, fig, Fault(begin=begin, during=during), n=n)
     assert seen_stalled, "no object was ever Stalled/PermissionDenied"
     assert fig.faults > 0
