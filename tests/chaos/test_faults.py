@@ -245,12 +245,15 @@ def test_failed_revision_stalls_with_the_reason_and_recovers_once_fixed(
     ns = world.namespaces[0]
     world.start_operator()
     bodies = fleet(n)
+    started = time.monotonic()
     world.apply(ns, bodies)
-    world.wait_ready(ns, names(bodies), timeout=120)
+    world.wait_ready(ns, names(bodies), timeout=120 * max(1, n // 50))
+    fig.waves["rollout"] = time.monotonic() - started
     broken = IMAGE + ":broken"
     world.emu.configure(missing_images=[broken])
     for body in bodies:
         body["spec"]["template"]["containers"][0]["image"] = broken
+    started = time.monotonic()
     world.apply(ns, bodies)
 
     def reported(objs: dict[str, Any]) -> bool:
@@ -259,13 +262,18 @@ def test_failed_revision_stalls_with_the_reason_and_recovers_once_fixed(
             for name in names(bodies)
         )
 
-    world.wait_objects(ns, reported, timeout=120, what="every object Stalled with Cloud Run's message")
+    world.wait_objects(
+        ns, reported, timeout=120 * max(1, n // 50), what="every object Stalled with Cloud Run's message"
+    )
+    fig.waves["update (fails)"] = time.monotonic() - started
     fig.faults = len([op for op in world.emu.state()["operations"] if op.get("error")])
     world.assert_invariants(fig)
     for body in bodies:
         body["spec"]["template"]["containers"][0]["image"] = IMAGE + ":fixed"
+    started = time.monotonic()
     world.apply(ns, bodies)
-    world.wait_ready(ns, names(bodies), timeout=120)
+    world.wait_ready(ns, names(bodies), timeout=120 * max(1, n // 50))
+    fig.waves["fixed"] = time.monotonic() - started
     world.assert_invariants(fig)
     assert fig.faults >= n
 
