@@ -92,8 +92,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.watching.connect_timeout = 30
         settings.networking.request_timeout = 60
         # Ride out a control-plane restart (a minute or more of refused connections): kopf's default retries
-        # give up after ~54 s, and a status patch given up on is lost until the object's next event.
-        settings.networking.error_backoffs = [1, 1, 2, 3, 5, 8, 13, 21, 30, 30, 30, 30, 60, 60]
+        # give up after ~54 s, and a status patch given up on is lost until the object's next event. Retry
+        # every 5 s for ~5 minutes, so the operator is back within seconds of the API server.
+        settings.networking.error_backoffs = [1, 1, 2, 3, 5] + [5] * 58
         # W reconcile passes at once (Runtime.passes) bound the Google work. kopf's per-object workers get
         # a looser cap: a worker keeps its slot while it sleeps out a requeue delay (a Cloud Run operation)
         # and for idle_timeout after its last event, so a cap of W admitted only about W objects every few
