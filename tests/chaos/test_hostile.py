@@ -230,6 +230,7 @@ def test_property_hostile_manifests_are_rejected_or_reconciled(
     tally: dict[str, int] = {}
     counter = iter(range(10_000))
     abandoned: set[str] = set()
+    accepted: list[tuple[str, str, dict[str, Any], str]] = []
 
     @settings(
         max_examples=examples,
@@ -258,6 +259,7 @@ def test_property_hostile_manifests_are_rejected_or_reconciled(
                 f"{reason} but Google was called for {service}"
             )
             assert condition(obj, "Stalled").get("message")
+        accepted.append((namespace, name, spec, str(condition(obj, "Ready").get("reason"))))
         if spec.get("deletionPolicy") == "Abandon":
             abandoned.add(world.key(str(spec.get("projectID") or "demo-project"), str(spec.get("serviceName") or name)))
         key = "Ready" if is_ready(obj) else (reason or f"retrying: {condition(obj, 'Ready').get('reason')}")
@@ -268,7 +270,16 @@ def test_property_hostile_manifests_are_rejected_or_reconciled(
     check()
     for ns in (open_ns, tenant_ns):
         world.wait_objects(ns, lambda objs: not objs, timeout=120, what="hostile objects deleted")
-    world.assert_invariants(fig)
+    found = world.violations(abandoned=abandoned)
+    if found:
+        fig.violations += len(found)
+        services = {v.subject.rsplit("/", 1)[-1] for v in found}
+        history = [
+            f"  {ns}/{name} -> {reason}: {json.dumps(spec)}"
+            for ns, name, spec, reason in accepted
+            if spec.get("serviceName") in services or name in services
+        ]
+        pytest.fail("invariant violations:\n" + "\n".join(map(str, found)) + "\nexamples:\n" + "\n".join(history))
     world.assert_operator_alive()
     assert world.operator_errors() == []
     fig.faults = examples
