@@ -169,7 +169,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             # past its consistency timeout; the status as last written here is then the better truth
             # (else, e.g., a missing templateHash would read as a template change and cost a PATCH).
             known = memo.get("status")
-            obj = view(body, index, known)
+            obj = view(body, index, None if known is None else with_stored_ledger(known, body.status))
             result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
             memo["status"] = merged(obj.status, result.status)
         outcome = result.requeue or "settled"
@@ -244,6 +244,22 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
     return value
+
+
+def with_stored_ledger(known: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """``known`` with the Additive ledger as the API server stores it.
+
+    A grant waits until the ledger naming the member is stored (so a crash can never leave a grant the
+    object does not remember). The cached status may hold a ledger whose patch failed; only the stored one
+    may let a grant through. A lagging copy only costs an extra pass.
+    """
+    iap = dict(known.get("iap") or {})
+    ledger = (stored.get("iap") or {}).get("addedMembers")
+    if ledger is None:
+        iap.pop("addedMembers", None)
+    else:
+        iap["addedMembers"] = ledger
+    return {**known, "iap": iap}
 
 
 def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

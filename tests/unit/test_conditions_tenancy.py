@@ -95,3 +95,13 @@ def test_status_changes_skip_what_the_object_already_shows() -> None:
     assert status_changes(current, same) == {}
     assert status_changes(current, {**same, "observedGeneration": 3}) == {"observedGeneration": 3}
     assert status_changes(current, {"iap": {"resource": "r2"}}) == {"iap": {"resource": "r2"}}
+
+
+def test_the_additive_ledger_comes_from_the_stored_status_not_the_cache() -> None:
+    """A cached ledger may be of a patch that failed: only the stored one may let a grant through."""
+    from iaprun_operator.handlers import with_stored_ledger
+
+    cached = {"templateHash": "h2", "iap": {"addedMembers": ["user:new@example.com"], "resource": "r"}}
+    assert with_stored_ledger(cached, {"iap": {"addedMembers": []}})["iap"] == {"addedMembers": [], "resource": "r"}
+    assert "addedMembers" not in with_stored_ledger(cached, {})["iap"]
+    assert with_stored_ledger(cached, {})["templateHash"] == "h2"
