@@ -39,7 +39,7 @@ from typing import Any
 
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
-from integration.harness import REPO, OperatorProcess
+from integration.harness import REPO, OperatorProcess, wait_for
 from testworld.cluster import ControlPlane
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
@@ -140,17 +140,6 @@ class ProcMeter:
 def say(text: str) -> None:
     """A progress line on stderr (the table goes to stdout)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def wait_until(predicate: Any, *, timeout: float, interval: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def service_of(entry: Mapping[str, Any]) -> str | None:
@@ -407,7 +396,7 @@ def world(log_dir: Path, plane: ControlPlane | None = None) -> Iterator[World]:
         apply = [kubectl, "apply", "--server-side", "-f", str(REPO / "crds")]
         subprocess.run(apply, env=env, check=True, capture_output=True)
         kube = Kube(cp.kubeconfig)
-        wait_until(kube.crd_established, timeout=60, interval=0.2, what="the CRD to be Established")
+        wait_for(kube.crd_established, timeout=60, interval=0.2, what="the CRD to be Established")
         admin = AdminClient(emulator.base_url, timeout=60)
         w = World(plane=cp, emulator=emulator, admin=admin, kube=kube, log_dir=log_dir)
         try:
@@ -630,7 +619,7 @@ class Bench:
                 obj = self.w.kube.patch(
                     namespace, name, {"spec": {"template": {"containers": [{"image": f"{IMAGE}:r{i}"}]}}}
                 )
-                wait_until(
+                wait_for(
                     lambda b=before: self.admin.counts().get("run.services.patch", 0) > b,
                     timeout=self.sizes.timeout,
                     interval=0.01,
@@ -687,7 +676,7 @@ class Bench:
                         seen[svc] += 1
                 return len(seen) == len(wanted) and min(seen.values()) >= passes + 1  # resume + drift passes
 
-            wait_until(enough, timeout=self.sizes.timeout, interval=1.0, what=f"{passes} drift passes")
+            wait_for(enough, timeout=self.sizes.timeout, interval=1.0, what=f"{passes} drift passes")
             elapsed = time.time() - started
             cpu = meter.cpu_seconds() - cpu0
             peak = meter.peak_rss_mb()
