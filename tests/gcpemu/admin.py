@@ -262,16 +262,7 @@ class AdminClient:
         """Add a binding out of band to the Cloud Run (``kind="run"``) or IAP (``kind="iap"``) policy of a
         service, or (``kind="project"``; region/service ignored) to the project's IAM policy, which both the
         IAP access check and the invoker check inherit."""
-        body = {
-            "project": project,
-            "region": region,
-            "service": service,
-            "role": role,
-            "member": member,
-            "kind": kind,
-            "condition": condition,
-        }
-        return dict(self.call("POST", "policies/add-binding", body))
+        return self._binding("add", project, region, service, role, member, kind=kind, condition=condition)
 
     def remove_binding(
         self,
@@ -284,6 +275,20 @@ class AdminClient:
         kind: str = "run",
         condition: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        return self._binding("remove", project, region, service, role, member, kind=kind, condition=condition)
+
+    def _binding(
+        self,
+        action: str,
+        project: str,
+        region: str,
+        service: str,
+        role: str,
+        member: str,
+        *,
+        kind: str,
+        condition: dict[str, str] | None,
+    ) -> dict[str, Any]:
         body = {
             "project": project,
             "region": region,
@@ -293,7 +298,7 @@ class AdminClient:
             "kind": kind,
             "condition": condition,
         }
-        return dict(self.call("POST", "policies/remove-binding", body))
+        return dict(self.call("POST", f"policies/{action}-binding", body))
 
     def create_service_agent(self, project: str, service: str = "iap.googleapis.com") -> str:
         """Make a service agent exist (as if generateServiceIdentity ran long ago); returns its email."""
