@@ -69,6 +69,21 @@ def test_latency_and_hang(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     assert time.monotonic() - t0 < 2
 
 
+def test_a_hung_create_lands_after_its_client_gave_up(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """As at Google, a request the client stopped waiting for is still carried out: the body is read before
+    the hang, so a timed-out create creates the service once the hang is over."""
+    gcp_admin.set_operation_delay(0)
+    gcp_admin.hang("run.services.create", 0.5, count=1)
+    with contextlib.suppress(TimeoutError):
+        raw_request("POST", f"{gcp_base_url}{SVCS}?serviceId=late", BODY, timeout=0.1)
+        raise AssertionError("expected a timeout")
+    assert gcp_admin.service("demo-project", "us-central1", "late") is None
+    deadline = time.monotonic() + 5
+    while gcp_admin.service("demo-project", "us-central1", "late") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gcp_admin.service("demo-project", "us-central1", "late") is not None
+
+
 def test_request_log_and_out_of_band_tag(gcp_base_url: str, gcp_admin: AdminClient) -> None:
     """The log records method id, path, query (incl. updateMask), status and caller; requests tagged
     out-of-band are logged but not counted."""

@@ -251,6 +251,9 @@ class Emulator:
         box: dict[str, Any],
     ) -> web.StreamResponse:
         cfg = self.config
+        # The whole request is received before any latency or hang, as by Google's front end: a client that
+        # gives up during a hang does not take its request back, so a timed-out create still lands.
+        raw = await request.read() if request.body_exists else b""
         extra = latency_for(cfg.latency, route.method_id) if cfg.latency else 0.0
         if extra > 0:
             await asyncio.sleep(extra)
@@ -304,16 +307,12 @@ class Emulator:
             qerr = self.quotas.take(cfg, route.api, number, region, route.kind)
             if qerr is not None:
                 raise qerr
-        if request.body_exists:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    ctx.body = box["body"] = json.loads(raw)
-                except ValueError as e:
-                    msg = f"Invalid JSON payload received. {e.args[0] if e.args else 'Unexpected token'}."
-                    raise ApiError(
-                        "INVALID_ARGUMENT", msg, reason="INVALID_ARGUMENT", domain="googleapis.com"
-                    ) from None
+        if raw.strip():
+            try:
+                ctx.body = box["body"] = json.loads(raw)
+            except ValueError as e:
+                msg = f"Invalid JSON payload received. {e.args[0] if e.args else 'Unexpected token'}."
+                raise ApiError("INVALID_ARGUMENT", msg, reason="INVALID_ARGUMENT", domain="googleapis.com") from None
         result = await route.handler(ctx)
         if isinstance(result, web.StreamResponse):
             return result
