@@ -21,9 +21,10 @@ from typing import Any
 
 import kopf
 
-from iaprun_operator import metrics
+from iaprun_operator import metrics, sweep
 from iaprun_operator.core.model import parse_timestamp
 from iaprun_operator.google.bundle import Google
+from iaprun_operator.kube import ObjectExistence
 from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile
 from iaprun_operator.settings import Settings
 
@@ -50,6 +51,12 @@ class Runtime:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     passes: asyncio.Semaphore | None = None
     """At most ``settings.workers`` reconcile passes at once (made on the operator's event loop)."""
+    places: set[tuple[str, str]] = field(default_factory=set)
+    """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
+    live: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, name) of objects this process has reconciled and not yet finalised. Only a hint: the sweep
+    skips asking the API server about these; for any other owner it asks before it acts."""
+    sweeper: asyncio.Task[None] | None = None
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -106,7 +113,41 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.execution.max_workers = runtime.settings.workers
         runtime.google = Google.build(runtime.settings)
         runtime.passes = asyncio.Semaphore(runtime.settings.workers)
+        if runtime.settings.orphan_sweep_interval > 0:
+            runtime.sweeper = asyncio.create_task(sweep_forever(ObjectExistence(GROUP, VERSION, PLURAL)))
         metrics.serve(runtime.settings.metrics_port)
+
+    def gone_check(exists: ObjectExistence) -> sweep.Exists:
+        async def known_or_asked(namespace: str, name: str) -> bool:
+            return (namespace, name) in runtime.live or await exists(namespace, name)
+
+        return known_or_asked
+
+    async def sweep_forever(exists: ObjectExistence) -> None:
+        interval = runtime.settings.orphan_sweep_interval
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+            if runtime.google is None or not runtime.cluster_id:
+                continue
+            try:
+                report = await sweep.sweep(
+                    set(runtime.places),
+                    runtime.google,
+                    runtime.cluster_id,
+                    gone_check(exists),
+                    namespace=settings.watch_namespace,
+                )
+            except Exception:  # the sweep must outlive any one failure; the next one tries again
+                log.exception("Orphan sweep failed")
+                continue
+            if report.deleted or report.abandoned or report.reported or report.failed:
+                log.info(
+                    "Orphan sweep: %d deleted, %d abandoned, %d reported, %d failed",
+                    len(report.deleted),
+                    len(report.abandoned),
+                    len(report.reported),
+                    len(report.failed),
+                )
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -118,6 +159,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
+        if runtime.sweeper is not None:
+            runtime.sweeper.cancel()
         if runtime.google is not None:
             runtime.google.calls.close()
 
@@ -172,6 +215,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             obj = view(body, index, None if known is None else with_stored_ledger(known, body.status))
             result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
             memo["status"] = merged(obj.status, result.status)
+        runtime.live.add((obj.namespace, obj.name))
+        if (project := memo["status"].get("projectID")) and (region := memo["status"].get("region")):
+            runtime.places.add((str(project), str(region)))
         outcome = result.requeue or "settled"
         metrics.RECONCILES.labels(outcome).inc()
         metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
@@ -230,6 +276,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not result.done:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
+        runtime.live.discard((str(body.metadata.namespace), str(body.metadata.name)))
 
 
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,11 @@ PUBLIC_INVOKER_FOUND = Counter(
     "iaprun_public_invoker_bindings_found_total",
     "Public run.invoker bindings found on IAP-protected services (removed unless the object opts out).",
 )
+ORPHANS = Counter(
+    "iaprun_orphan_services_total",
+    "Services found owned by an object of this cluster that is gone, by what the sweep did (Delete, Abandon, Report).",
+    ["action"],
+)
 CHANGES = Counter("iaprun_changes_total", "Writes the operator made to Google resources, by kind.", ["kind"])
 
 

@@ -16,7 +16,18 @@ from typing import Any
 import pytest
 
 from chaos.scenario import Fault, run_waves
-from chaos.world import DEFAULT_PROJECT, IMAGE, REGION, ChaosWorld, Figures, fleet, is_ready, names, stalled_reason
+from chaos.world import (
+    DEFAULT_PROJECT,
+    IMAGE,
+    REGION,
+    ChaosWorld,
+    Figures,
+    abandoned_keys,
+    fleet,
+    is_ready,
+    names,
+    stalled_reason,
+)
 from gcpemu.admin import AdminClient, AdminError
 from integration.harness import wait_for
 
@@ -95,6 +106,50 @@ def test_hanging_requests_converge(world: ChaosWorld, chaos_size: int, figures: 
 
     run_waves(world, fig, Fault(begin=begin, end=end), n=n)
     assert fig.faults >= n
+
+
+def test_create_landing_after_its_object_is_gone_is_swept(world: ChaosWorld, figures: FigureMaker) -> None:
+    """Google applies a create only after the client gave up on it (8 s hang, 2 s timeout), and by then
+    the object was deleted: its finalizer found no service and let the object go. That leaves a service
+    with the ownership marks and no object, which no finalizer will ever see. The orphan sweep must finish
+    it as the object's deletion policy said: the Delete one is deleted, the Abandon one only loses its
+    marks. (Without the sweep the invariant checker reports leaked-service.)"""
+    fig = figures("create landing after its object was deleted", 2)
+    ns = world.namespaces[0]
+    world.start_operator(IAPRUN_REQUEST_TIMEOUT_SECONDS="2", IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="2")
+    bodies = fleet(2, prefix="late")
+    bodies[0]["spec"]["deletionPolicy"] = "Delete"
+    bodies[1]["spec"]["deletionPolicy"] = "Abandon"
+    since = world.emu.last_seq()
+    world.emu.hang("run.services.create", seconds=8)
+    world.apply(ns, bodies)
+    wait_for(lambda: fired(world) >= 2, timeout=60, what="both creates to hang")
+    world.delete_all(ns)
+    world.wait_gone(ns, names(bodies), timeout=60)
+    fig.faults = fired(world)
+    world.emu.clear_faults()
+    # The finalizers released the objects before Google applied the creates.
+    assert world.emu.service(DEFAULT_PROJECT, REGION, "late-000") is None
+    assert world.emu.service(DEFAULT_PROJECT, REGION, "late-001") is None
+    deleted, abandoned = (f"projects/{DEFAULT_PROJECT}/locations/{REGION}/services/{n}" for n in names(bodies))
+
+    def swept() -> bool:
+        log = world.operator.log_path.read_text(errors="replace")
+        return (
+            f"Deleted orphaned service {deleted}" in log and f"ownership marks of orphaned service {abandoned}" in log
+        )
+
+    wait_for(swept, timeout=60, interval=0.5, what="the sweep to finish both orphans")
+    wait_for(
+        lambda: world.emu.service(DEFAULT_PROJECT, REGION, "late-000") is None, timeout=60, what="late-000 deleted"
+    )
+    kept = world.emu.service(DEFAULT_PROJECT, REGION, "late-001")
+    assert kept is not None
+    assert "iaprun-owner" not in kept.get("labels", {})
+    assert kept["iapEnabled"] is True
+    assert len(world.operator_requests("run.services.list", since=since)) >= 1
+    world.assert_invariants(fig, abandoned=abandoned_keys(world, bodies))
+    world.assert_operator_alive()
 
 
 class ConcurrentWriter:

@@ -26,7 +26,7 @@ import pytest
 from chart.conftest import Manifest, Release, find, grants, only
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
-from integration.harness import OperatorProcess, apply, manifest, wait_for
+from integration.harness import OperatorProcess, apply, create_marked_service, manifest, wait_for
 from testworld.fixtures import Runner
 
 Render = Callable[..., list[Manifest]]
@@ -46,6 +46,8 @@ NEEDED: dict[Grant, str] = {
     ("iaprun.dev", "iaprunservices", "list"): "kopf's watcher starts with a list",
     ("iaprun.dev", "iaprunservices", "watch"): "...and then watches",
     ("iaprun.dev", "iaprunservices", "patch"): "finalizer, progress and diff-base annotations",
+    # The orphan sweep asks the API server itself before it acts on a service whose owner seems gone.
+    ("iaprun.dev", "iaprunservices", "get"): "the orphan sweep confirms an owner is gone",
     # Status goes through the status subresource (the CRD declares it), so the main resource's patch does not
     # cover it.
     ("iaprun.dev", "iaprunservices/status", "patch"): "conditions, observedGeneration, url, iap status",
@@ -73,7 +75,14 @@ def test_namespaced_install_grants_exactly_the_table(render: Render) -> None:
 
 @pytest.fixture
 def emulator_url(gcp_emulator_process: EmulatorProcess) -> str:
-    return gcp_emulator_process.base_url
+    """The emulator, holding a service marked as owned by an object of this cluster that does not exist (and
+    without a deletion policy, so the sweep only reports it): every sweep then asks the API server for it."""
+    url = gcp_emulator_process.base_url
+    if AdminClient(url).service("demo-project", "asia-northeast1", "rbac-orphan") is None:
+        create_marked_service(
+            url, "demo-project", "asia-northeast1", "rbac-orphan", "test-cluster/rbac-nowhere/gone", policy=None
+        )
+    return url
 
 
 @pytest.fixture
@@ -82,6 +91,7 @@ def operators(tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
     def start(kubeconfig: Path, google_endpoint: str, env: dict[str, str] | None = None) -> OperatorProcess:
+        env = {"IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1", **(env or {})}
         proc = OperatorProcess(kubeconfig=str(kubeconfig), google_endpoint=google_endpoint, log_dir=tmp_path, env=env)
         started.append(proc)
         return proc.start()

@@ -71,6 +71,8 @@ class OperatorProcess:
                 "--log-format=json",
                 "--liveness",
                 f"http://127.0.0.1:{self.liveness_port}/healthz",
+                # Debug logs (kopf's too) when a test run is being investigated.
+                *(["--verbose"] if os.environ.get("IAPRUN_TEST_OPERATOR_VERBOSE") else []),
             ],
             env=env,
             stdout=log,
@@ -140,3 +142,35 @@ def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
         if c.get("type") == kind:
             return dict(c)
     return {}
+
+
+def create_marked_service(
+    emulator_url: str, project: str, region: str, service: str, readable: str, *, policy: str | None, label: str = ""
+) -> None:
+    """A service carrying ownership marks for ``readable`` (``<cluster>/<namespace>/<name>``) and, if given, the
+    deletion-policy stamp, made out of band with the official client. The marks are computed here, not by the
+    operator's helpers, so a bug there cannot hide itself."""
+    import hashlib
+
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+
+    client = run_v2.ServicesClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=emulator_url),
+    )
+    annotations = {"iaprun.dev/owner": readable}
+    if policy is not None:
+        annotations["iaprun.dev/deletion-policy"] = policy
+    body = run_v2.Service(
+        iap_enabled=True,
+        labels={"iaprun-owner": label or hashlib.sha256(readable.encode()).hexdigest()[:16], "team": "a"},
+        annotations=annotations,
+        template=run_v2.RevisionTemplate(
+            containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
+        ),
+    )
+    operation = client.create_service(parent=f"projects/{project}/locations/{region}", service=body, service_id=service)
+    operation.result(timeout=30)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from iaprun_operator.core.model import parse_spec
-from iaprun_operator.core.names import OWNER_ANNOTATION, OWNER_LABEL, Owner
+from iaprun_operator.core.names import DELETION_POLICY_ANNOTATION, OWNER_ANNOTATION, OWNER_LABEL, Owner
 from iaprun_operator.core.service import contains, desired_service, ownership, plan_update, template_hash, without_owner
 
 OWNER = Owner("cluster", "team-a", "hello")
@@ -101,7 +101,46 @@ def test_ownership_marks_and_abandon() -> None:
     bare = without_owner(observed)
     assert OWNER_LABEL not in bare["labels"]
     assert OWNER_ANNOTATION not in bare["annotations"]
+    assert DELETION_POLICY_ANNOTATION not in bare["annotations"]
     assert bare["annotations"]["other-tool/note"] == "kept"
+
+
+def test_deletion_policy_is_stamped_and_kept_current() -> None:
+    """The orphan sweep honours the policy stamped on the service, so a changed policy is written."""
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    assert observed["annotations"][DELETION_POLICY_ANNOTATION] == "Delete"
+    abandon = parse_spec({**SPEC, "deletionPolicy": "Abandon"}, name="hello")
+    update = plan_update(
+        desired_service(abandon, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(abandon),
+    )
+    assert update.mask == ("annotations",)
+    assert desired_service(abandon, OWNER, observed)["annotations"][DELETION_POLICY_ANNOTATION] == "Abandon"
+
+
+def test_a_service_without_the_stamp_is_not_written_for_it_alone() -> None:
+    """Services marked before the stamp existed: no write just for the stamp; it rides on the next write."""
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    del observed["annotations"][DELETION_POLICY_ANNOTATION]
+    same = plan_update(
+        desired_service(spec, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(spec),
+    )
+    assert not same
+    changed = parse_spec({**SPEC, "description": "now described"}, name="hello")
+    update = plan_update(
+        desired_service(changed, OWNER, observed),
+        observed,
+        applied_hash=template_hash(spec),
+        desired_hash=template_hash(changed),
+    )
+    assert update.mask == ("description", "annotations")
 
 
 def test_contains_normalises_quantities_and_defaults() -> None:

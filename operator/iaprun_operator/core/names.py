@@ -16,6 +16,9 @@ IAP_SERVICE = "iap.googleapis.com"
 # Cloud Run labels allow [a-z0-9_-] and at most 63 characters; annotations are free-form.
 OWNER_LABEL = "iaprun-owner"
 OWNER_ANNOTATION = "iaprun.dev/owner"
+# The object's deletion policy, stamped on the service so that an orphan (a service whose object is gone
+# without its finalizer having seen the service) is finished the way the object asked for.
+DELETION_POLICY_ANNOTATION = "iaprun.dev/deletion-policy"
 RESERVED_LABEL_PREFIX = "iaprun"
 
 
@@ -61,3 +64,11 @@ class Owner:
     def label(self) -> str:
         digest = hashlib.sha256(self.readable.encode()).hexdigest()
         return digest[:16]
+
+    @classmethod
+    def parse(cls, readable: str) -> Owner | None:
+        """The owner a readable mark names (``<cluster-id>/<namespace>/<name>``), or None if malformed."""
+        parts = readable.rsplit("/", 2)
+        if len(parts) != 3 or not all(parts):
+            return None
+        return cls(*parts)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iaprun_operator.core.model import Spec
-from iaprun_operator.core.names import OWNER_ANNOTATION, OWNER_LABEL, Owner
+from iaprun_operator.core.names import DELETION_POLICY_ANNOTATION, OWNER_ANNOTATION, OWNER_LABEL, Owner
 
 # Label keys that Google itself may put on a service; the operator never removes them.
 _SYSTEM_LABEL_PREFIXES = ("goog-", "cloud.googleapis.com", "run.googleapis.com")
@@ -49,12 +49,18 @@ def desired_labels(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] 
     return labels
 
 
-def desired_annotations(owner: Owner | None, observed: Mapping[str, Any] | None) -> dict[str, str]:
-    """Other tools' annotations are kept; only the operator's own key is managed."""
-    annotations = dict((observed or {}).get("annotations") or {})
-    annotations.pop(OWNER_ANNOTATION, None)
+_OPERATOR_ANNOTATIONS = (OWNER_ANNOTATION, DELETION_POLICY_ANNOTATION)
+
+
+def desired_annotations(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] | None) -> dict[str, str]:
+    """Other tools' annotations are kept; only the operator's own keys are managed: the readable owner
+    and the deletion policy (what the orphan sweep honours if the object goes without its finalizer)."""
+    annotations = {
+        k: v for k, v in ((observed or {}).get("annotations") or {}).items() if k not in _OPERATOR_ANNOTATIONS
+    }
     if owner is not None:
         annotations[OWNER_ANNOTATION] = owner.readable
+        annotations[DELETION_POLICY_ANNOTATION] = spec.deletion_policy.value
     return annotations
 
 
@@ -62,7 +68,7 @@ def desired_service(spec: Spec, owner: Owner | None, observed: Mapping[str, Any]
     """The v2 Service body the operator writes (create body, or patch body with a mask)."""
     service: dict[str, Any] = {
         "labels": desired_labels(spec, owner, observed),
-        "annotations": desired_annotations(owner, observed),
+        "annotations": desired_annotations(spec, owner, observed),
         "ingress": spec.ingress,
         "iapEnabled": spec.iap.enabled,
         "template": dict(spec.template),
@@ -145,8 +151,12 @@ def plan_update(
 
     if dict(observed.get("labels") or {}) != dict(desired.get("labels") or {}):
         differs("labels", "labels differ")
-    if dict(observed.get("annotations") or {}) != dict(desired.get("annotations") or {}):
-        differs("annotations", "ownership annotation differs")
+    have, want = dict(observed.get("annotations") or {}), dict(desired.get("annotations") or {})
+    # A service from before the deletion-policy mark is not written for the mark alone (no write when
+    # nothing the user asked for changed); it gets the mark with the next write that happens anyway.
+    unmarked = DELETION_POLICY_ANNOTATION not in have
+    if have != want and not (unmarked and have == {k: v for k, v in want.items() if k != DELETION_POLICY_ANNOTATION}):
+        differs("annotations", "the operator's annotations differ")
     if str(observed.get("description") or "") != str(desired.get("description") or ""):
         differs("description", "description differs")
     observed_ingress = observed.get("ingress") or "INGRESS_TRAFFIC_UNSPECIFIED"
@@ -160,11 +170,13 @@ def plan_update(
         differs("template", "the template was changed outside the operator")
     if "template" in mask and "launchStage" in desired:
         mask.append("launchStage")
+    if mask and unmarked and "annotations" not in mask and DELETION_POLICY_ANNOTATION in want:
+        mask.append("annotations")
     return ServiceUpdate(mask=tuple(mask), reasons=tuple(reasons))
 
 
 def without_owner(observed: Mapping[str, Any]) -> dict[str, Any]:
     """Labels and annotations of an abandoned service: the operator's marks removed, nothing else."""
     labels = {k: v for k, v in (observed.get("labels") or {}).items() if k != OWNER_LABEL}
-    annotations = {k: v for k, v in (observed.get("annotations") or {}).items() if k != OWNER_ANNOTATION}
+    annotations = {k: v for k, v in (observed.get("annotations") or {}).items() if k not in _OPERATOR_ANNOTATIONS}
     return {"labels": labels, "annotations": annotations}

@@ -96,6 +96,16 @@ class CloudRun:
                 return None
             raise
 
+    async def list(self, project: str, region: str) -> list[dict[str, Any]]:
+        """Every service in one project and region (all pages; the orphan sweep's one read per place)."""
+        ref = ServiceRef(project, region, "-")
+
+        def call() -> list[run_v2.Service]:
+            request = run_v2.ListServicesRequest(parent=ref.parent, page_size=500)
+            return list(self._client.list_services(request=request, timeout=self._timeout))
+
+        return [service_to_dict(s) for s in await self._calls.run(API, "services.list", self._reads(ref), call)]
+
     @staticmethod
     def _started(operation: Any, method: str) -> str:
         """The operation's name; an operation that already failed raises its error."""
@@ -132,14 +142,18 @@ class CloudRun:
         )
         return self._started(op, "services.patch")
 
-    async def delete(self, ref: ServiceRef) -> str | None:
-        """Start deleting; None when the service is already gone (NotFound on delete is success)."""
+    async def delete(self, ref: ServiceRef, *, etag: str = "") -> str | None:
+        """Start deleting; None when the service is already gone (NotFound on delete is success).
+
+        With ``etag``, Google refuses (ABORTED) if the service changed since it was read that way.
+        """
+        request = run_v2.DeleteServiceRequest(name=ref.name, etag=etag)
         try:
             op = await self._calls.run(
                 API,
                 "services.delete",
                 self._writes(ref),
-                lambda: self._client.delete_service(name=ref.name, timeout=self._timeout),
+                lambda: self._client.delete_service(request=request, timeout=self._timeout),
             )
         except GoogleError as error:
             if error.kind is Kind.NOT_FOUND:

@@ -1,0 +1,117 @@
+"""The orphan sweep, end to end: services owned by objects that are gone are finished as their deletion
+policy says; anything the sweep cannot be sure of is left alone.
+
+The orphans are made the way they arise, out of band with the official Cloud Run client: services carrying
+this cluster's ownership marks (computed here, not by the operator) for objects that do not exist. The
+module runs its own operator sweeping every second; everything else it sees is checked in the emulator's
+state and request log.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gcpemu.admin import AdminClient
+from integration.conftest import TENANCY
+from integration.harness import (
+    OperatorProcess,
+    apply,
+    condition,
+    create_marked_service,
+    kubectl_json,
+    manifest,
+    wait_for,
+)
+from testworld.cluster import ControlPlane
+from testworld.fixtures import Runner
+
+pytestmark = pytest.mark.integration
+PROJECT = "demo-project"
+# A region no other test module uses, so the sweep here meets only the services this module made.
+REGION = "europe-west1"
+CLUSTER = "test-cluster"  # the harness's IAPRUN_CLUSTER_ID
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(
+        kubeconfig=str(control_plane.kubeconfig),
+        google_endpoint=emulator_url,
+        log_dir=tmp_path_factory.mktemp("operator"),
+        env={"IAPRUN_TENANCY_POLICY": json.dumps(TENANCY), "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1"},
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def writes_to(emu: AdminClient, service: str, since: int) -> list[str]:
+    return [
+        r["method"]
+        for r in emu.requests(since=since)
+        if f"/services/{service}" in r["path"] and r["method"] not in ("run.services.get", "run.services.list")
+    ]
+
+
+def test_orphans_are_finished_as_their_policy_says_and_nothing_else_is_touched(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, emulator_url: str
+) -> None:
+    """Delete-stamped orphan: deleted. Abandon-stamped: marks removed, service and IAP kept. Unstamped,
+    another cluster's, a label not matching its annotation, or an object that exists: no write at all."""
+    tag = uuid.uuid4().hex[:6]
+    live = f"live-{tag}"
+    apply(kubectl, namespace, manifest(live, region=REGION, projectID=PROJECT))  # the operator now works here
+    wait_for(
+        lambda: (
+            condition(kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{live}"), "Ready").get("status")
+            == "True"
+        ),
+        timeout=60,
+        what="the live object Ready",
+    )
+    gone = f"{CLUSTER}/{namespace}"
+    orphans = {
+        "delete": (f"orphan-del-{tag}", f"{gone}/gone-del", "Delete", ""),
+        "abandon": (f"orphan-ab-{tag}", f"{gone}/gone-ab", "Abandon", ""),
+    }
+    untouched = {
+        "unstamped": (f"orphan-old-{tag}", f"{gone}/gone-old", None, ""),
+        "other cluster": (f"foreign-{tag}", f"another-cluster/{namespace}/gone-x", "Delete", ""),
+        "label mismatch": (f"mislabel-{tag}", f"{gone}/gone-y", "Delete", "0123456789abcdef"),
+        "owner exists": (f"claimed-{tag}", f"{gone}/{live}", "Delete", ""),
+    }
+    since = emu.last_seq()
+    for service, readable, policy, label in [*orphans.values(), *untouched.values()]:
+        create_marked_service(emulator_url, PROJECT, REGION, service, readable, policy=policy, label=label)
+
+    deleted, abandoned = orphans["delete"][0], orphans["abandon"][0]
+    wait_for(lambda: emu.service(PROJECT, REGION, deleted) is None, timeout=60, what="the Delete orphan deleted")
+
+    def unmarked() -> dict[str, Any] | None:
+        service = emu.service(PROJECT, REGION, abandoned)
+        return service if service and "iaprun-owner" not in service.get("labels", {}) else None
+
+    kept = wait_for(unmarked, timeout=60, what="the Abandon orphan's marks removed")
+    assert kept["iapEnabled"] is True
+    assert kept["labels"] == {"team": "a"}
+    assert kept.get("annotations", {}) == {}  # the emulator, like Google, omits an empty map
+    # Two more sweeps at least, so "not touched" is not just "not reached yet".
+    mark = emu.last_seq()
+    wait_for(
+        lambda: len([r for r in emu.requests(since=mark) if r["method"] == "run.services.list"]) >= 2,
+        timeout=30,
+        what="two more sweeps",
+    )
+    for why, (service, _, _, _) in untouched.items():
+        assert emu.service(PROJECT, REGION, service) is not None, why
+        assert writes_to(emu, service, since) == [], why
+    assert writes_to(emu, live, since) == []
+    assert "carries no deletion policy" in operator.log_path.read_text()
