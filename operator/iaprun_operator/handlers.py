@@ -236,7 +236,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def reconcile_handler(body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, **kwargs: Any) -> None:
         # A retry comes back for the operation the previous pass started: it need not re-read the IAM.
-        result = await run_pass(body, patch, kwargs["namespaces"], memo, follow_up=retry > 0)
+        memo["handling"] = int(memo.get("handling") or 0) + 1
+        try:
+            result = await run_pass(body, patch, kwargs["namespaces"], memo, follow_up=retry > 0)
+        finally:
+            memo["handling"] -= 1
         memo["next_drift"] = _next_drift(body, settings)
         come_back(result, retry)
 
@@ -249,8 +253,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         interval=settings.timer_tick,
         initial_delay=settings.timer_tick,
     )
-    async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
-        if not _drift_due(body, memo, settings):
+    async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **kwargs: Any) -> None:
+        if memo.get("next_drift") is None:
+            # kopf has not run the reconcile handler for this object in this process. Normally it is about to
+            # (or a pass is in flight: that pass owns the object). If it has not for first_pass_grace, the event
+            # that should have started it was lost (seen once across an API server restart): reconcile here.
+            if not _first_pass_overdue(memo, settings):
+                return
+            logger.warning(
+                f"No reconcile pass has run for this object in {settings.first_pass_grace:.0f} s "
+                "(a lost watch event?); reconciling from its timer"
+            )
+            metrics.RESCUES.inc()
+        elif not _drift_due(body, memo, settings):
             return
         memo["next_drift"] = _next_drift(body, settings)
         result = await run_pass(body, patch, kwargs["namespaces"], memo)
@@ -328,13 +343,23 @@ def _next_drift(body: kopf.Body, settings: Settings) -> float:
     return time.monotonic() + interval + random.uniform(-jitter, jitter)
 
 
+def _first_pass_overdue(memo: Any, settings: Settings) -> bool:
+    """No reconcile pass has finished in this process, none is in flight, and the timer has waited long enough.
+
+    While the reconcile handler runs (e.g. a create waiting for quota) it owns the object: a timer pass would
+    queue behind it and then act on the status from before that pass (no applied template hash: a needless
+    PATCH). kopf may also simply not have got to the object yet; the grace covers that.
+    """
+    if memo.get("handling"):
+        return False
+    first = memo.setdefault("first_tick", time.monotonic())
+    return bool(time.monotonic() - float(first) >= settings.first_pass_grace)
+
+
 def _drift_due(body: kopf.Body, memo: Any, settings: Settings) -> bool:
     """A drift check is due at the object's own interval, or earlier when an accessor expires."""
     due = memo.get("next_drift")
     if due is None:
-        # The reconcile handler has not finished a pass in this process yet (e.g. a create still waiting
-        # for quota): it owns the object. A drift pass now would queue behind it and then act on the
-        # status from before that pass (no applied template hash yet: a needless PATCH).
         return False
     if time.monotonic() >= float(due):
         return True

@@ -33,6 +33,10 @@ PUBLIC_INVOKER_FOUND = Counter(
     "iaprun_public_invoker_bindings_found_total",
     "Public run.invoker bindings found on IAP-protected services (removed unless the object opts out).",
 )
+RESCUES = Counter(
+    "iaprun_first_pass_rescues_total",
+    "Objects whose first reconcile pass of this process was started by their timer, kopf having not started it.",
+)
 ORPHANS = Counter(
     "iaprun_orphan_services_total",
     "Services found owned by an object of this cluster that is gone, by what the sweep did (Delete, Abandon, Report).",

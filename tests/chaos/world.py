@@ -107,6 +107,8 @@ class ChaosWorld:
             "IAPRUN_QUOTA_RUN_READS_PER_MINUTE": "100000",
             "IAPRUN_QUOTA_IAP_PER_MINUTE": "100000",
             "IAPRUN_QUOTA_CRM_PER_MINUTE": "100000",
+            # The orphan sweep runs through every scenario (its default is 10 minutes, longer than a scenario).
+            "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "10",
             **self.operator_env,
             **env,
         }

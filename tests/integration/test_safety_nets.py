@@ -1,10 +1,14 @@
-"""The orphan sweep, end to end: services owned by objects that are gone are finished as their deletion
-policy says; anything the sweep cannot be sure of is left alone.
+"""The two safety nets for what kopf's event stream cannot see, end to end.
 
-The orphans are made the way they arise, out of band with the official Cloud Run client: services carrying
-this cluster's ownership marks (computed here, not by the operator) for objects that do not exist. The
-module runs its own operator sweeping every second; everything else it sees is checked in the emulator's
-state and request log.
+- The orphan sweep: services owned by objects that are gone are finished as their deletion policy says;
+  anything the sweep cannot be sure of is left alone. The orphans are made the way they arise, out of band
+  with the official Cloud Run client: services carrying this cluster's ownership marks (computed here, not
+  by the operator) for objects that do not exist.
+- The first-pass rescue: an object kopf never runs the reconcile handler for (its event lost) is reconciled
+  by its timer after the grace.
+
+The module runs its own operator, sweeping every second with a 3-second grace; what it did is checked in
+the API server and in the emulator's state and request log.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -45,7 +50,11 @@ def operator(
         kubeconfig=str(control_plane.kubeconfig),
         google_endpoint=emulator_url,
         log_dir=tmp_path_factory.mktemp("operator"),
-        env={"IAPRUN_TENANCY_POLICY": json.dumps(TENANCY), "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1"},
+        env={
+            "IAPRUN_TENANCY_POLICY": json.dumps(TENANCY),
+            "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1",
+            "IAPRUN_FIRST_PASS_GRACE_SECONDS": "3",
+        },
     ).start()
     try:
         yield proc
@@ -115,3 +124,38 @@ def test_orphans_are_finished_as_their_policy_says_and_nothing_else_is_touched(
         assert writes_to(emu, service, since) == [], why
     assert writes_to(emu, live, since) == []
     assert "carries no deletion policy" in operator.log_path.read_text()
+
+
+def test_an_object_kopf_never_handles_is_reconciled_by_its_timer(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient
+) -> None:
+    """kopf's progress record says the reconcile handler is to run in an hour, so kopf sleeps on it, just as
+    when the event that should start it was lost. The object's timer must reconcile it after the grace: Ready,
+    with its service created with IAP on."""
+    name = f"asleep-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    progress = {
+        "started": now.isoformat(),
+        "delayed": (now + timedelta(hours=1)).isoformat(),
+        "purpose": "create",
+        "retries": 1,
+    }
+    body = manifest(name, region=REGION, projectID=PROJECT)
+    body["metadata"]["annotations"] = {"iaprun.dev/reconcile": json.dumps(progress)}
+    apply(kubectl, namespace, body)
+    ready = wait_for(
+        lambda: (
+            condition(kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}"), "Ready").get("status")
+            == "True"
+        ),
+        timeout=60,
+        what="Ready from the timer's pass",
+    )
+    assert ready
+    service = emu.service(PROJECT, REGION, name)
+    assert service is not None
+    assert service["iapEnabled"] is True
+    log = operator.log_path.read_text()
+    assert "reconciling from its timer" in log
+    # kopf itself never ran the handler: the pass that made it Ready was the timer's.
+    assert not [line for line in log.splitlines() if name in line and "Handler 'reconcile'" in line]
