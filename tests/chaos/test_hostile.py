@@ -192,7 +192,9 @@ def mutated(changes: dict[str, Any]) -> dict[str, Any]:
         "iap": {"accessors": [{"member": "user:alice@example.com"}]},
     }
     iap = spec["iap"]
-    for path, value in changes.items():
+    # Whole-list replacements go last: an image, expiry or extra accessor applies to the base lists, and a
+    # hostile list then replaces them (it may be None or empty, which nothing could index into afterwards).
+    for path, value in sorted(changes.items(), key=lambda item: item[0] in ("containers", "accessors")):
         if path == "image":
             spec["template"]["containers"][0]["image"] = value
         elif path == "containers":

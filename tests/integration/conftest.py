@@ -7,6 +7,7 @@ own namespace with its own service names, and filters the emulator's request log
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -72,25 +73,33 @@ def tenant_namespace(kubectl: Runner) -> Iterator[str]:
     kubectl("delete", "namespace", name, "--wait=false")
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def running_operator(
+    control_plane: ControlPlane, emulator_url: str, tmp_path_factory: pytest.TempPathFactory, **env: str
 ) -> Iterator[OperatorProcess]:
-    """One operator process per test module, as users run it (``python -m iaprun_operator``).
-
-    Module scope keeps other modules (the chart's RBAC test runs its own operator) free of a second
-    operator acting on their objects.
-    """
+    """An operator process as users run it (``python -m iaprun_operator``), with the tenancy policy above
+    plus ``env``; stopped on exit."""
     proc = OperatorProcess(
         kubeconfig=str(control_plane.kubeconfig),
         google_endpoint=emulator_url,
         log_dir=tmp_path_factory.mktemp("operator"),
-        env={"IAPRUN_TENANCY_POLICY": json.dumps(TENANCY)},
+        env={"IAPRUN_TENANCY_POLICY": json.dumps(TENANCY), **env},
     ).start()
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator process per test module. Module scope keeps other modules (the chart's RBAC test runs
+    its own operator) free of a second operator acting on their objects; a module needing other settings
+    overrides this fixture with its own ``running_operator``."""
+    with running_operator(control_plane, emulator_url, tmp_path_factory) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ This module runs its own operator (with metrics on), so stopping and starting it
 
 from __future__ import annotations
 
-import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import TENANCY
+from integration.conftest import running_operator
 from integration.harness import OperatorProcess, apply, condition, free_port, kubectl_json, manifest, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
@@ -27,16 +26,8 @@ METRICS_PORT = free_port()
 def operator(
     control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        kubeconfig=str(control_plane.kubeconfig),
-        google_endpoint=emulator_url,
-        log_dir=tmp_path_factory.mktemp("operator-lifecycle"),
-        env={"IAPRUN_METRICS_PORT": str(METRICS_PORT), "IAPRUN_TENANCY_POLICY": json.dumps(TENANCY)},
-    ).start()
-    try:
+    with running_operator(control_plane, emulator_url, tmp_path_factory, IAPRUN_METRICS_PORT=str(METRICS_PORT)) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def get(kubectl: Runner, namespace: str, name: str) -> dict[str, object]:

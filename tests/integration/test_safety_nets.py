@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import TENANCY
+from integration.conftest import running_operator
 from integration.harness import (
     OperatorProcess,
     apply,
@@ -46,20 +46,14 @@ CLUSTER = "test-cluster"  # the harness's IAPRUN_CLUSTER_ID
 def operator(
     control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        kubeconfig=str(control_plane.kubeconfig),
-        google_endpoint=emulator_url,
-        log_dir=tmp_path_factory.mktemp("operator"),
-        env={
-            "IAPRUN_TENANCY_POLICY": json.dumps(TENANCY),
-            "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1",
-            "IAPRUN_FIRST_PASS_GRACE_SECONDS": "3",
-        },
-    ).start()
-    try:
+    with running_operator(
+        control_plane,
+        emulator_url,
+        tmp_path_factory,
+        IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
+        IAPRUN_FIRST_PASS_GRACE_SECONDS="3",
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def writes_to(emu: AdminClient, service: str, since: int) -> list[str]:
