@@ -211,6 +211,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             # kopf hands over a body older than this process's own last status patch when the watch lags
             # past its consistency timeout; the status as last written here is then the better truth
             # (else, e.g., a missing templateHash would read as a template change and cost a PATCH).
+            memo.pop("due_by", None)  # a pass is running: whatever kopf owed the object is being done
             known = memo.get("status")
             obj = view(body, index, None if known is None else with_stored_ledger(known, body.status))
             result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
@@ -224,12 +225,17 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         publish(result, body, patch)
         return result
 
-    def come_back(result: Result, retry: int) -> None:
+    def come_back(result: Result, retry: int, memo: Any = None) -> None:
+        """Ask kopf for the next pass, and (with ``memo``) note by when it is owed, for the rescue."""
         if result.requeue == "progress":
-            raise kopf.TemporaryError(result.message, delay=backoff(retry, base=1.0, cap=15.0))
-        if result.requeue == "retry":
+            delay = backoff(retry, base=1.0, cap=15.0)
+        elif result.requeue == "retry":
             delay = result.retry_after or backoff(retry, base=2.0, cap=300.0)
-            raise kopf.TemporaryError(result.message, delay=delay)
+        else:
+            return
+        if memo is not None:
+            memo["due_by"] = time.monotonic() + delay + settings.rescue_grace
+        raise kopf.TemporaryError(result.message, delay=delay)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
@@ -242,7 +248,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         finally:
             memo["handling"] -= 1
         memo["next_drift"] = _next_drift(body, settings)
-        come_back(result, retry)
+        come_back(result, retry, memo)
 
     @kopf.timer(
         GROUP,
@@ -254,14 +260,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         initial_delay=settings.timer_tick,
     )
     async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **kwargs: Any) -> None:
-        if memo.get("next_drift") is None:
-            # kopf has not run the reconcile handler for this object in this process. Normally it is about to
-            # (or a pass is in flight: that pass owns the object). If it has not for first_pass_grace, the event
-            # that should have started it was lost (seen once across an API server restart): reconcile here.
-            if not _first_pass_overdue(memo, settings):
-                return
+        if rescue_due(memo, settings.rescue_grace, time.monotonic()):
             logger.warning(
-                f"No reconcile pass has run for this object in {settings.first_pass_grace:.0f} s "
+                f"kopf has not run the reconcile pass this object is owed for {settings.rescue_grace:.0f} s "
                 "(a lost watch event?); reconciling from its timer"
             )
             metrics.RESCUES.inc()
@@ -343,17 +344,21 @@ def _next_drift(body: kopf.Body, settings: Settings) -> float:
     return time.monotonic() + interval + random.uniform(-jitter, jitter)
 
 
-def _first_pass_overdue(memo: Any, settings: Settings) -> bool:
-    """No reconcile pass has finished in this process, none is in flight, and the timer has waited long enough.
+def rescue_due(memo: Any, grace: float, now: float) -> bool:
+    """Whether the timer should run a pass that kopf owes the object and has not run (a lost watch event).
 
-    While the reconcile handler runs (e.g. a create waiting for quota) it owns the object: a timer pass would
-    queue behind it and then act on the status from before that pass (no applied template hash: a needless
-    PATCH). kopf may also simply not have got to the object yet; the grace covers that.
+    kopf owes a pass when it has not finished one in this process (the object's first event is being handled;
+    owed by ``grace`` after the timer's first tick), or when a pass asked to come back (owed by the delay plus
+    ``grace``: ``memo["due_by"]``, cleared when any pass starts). Never while the reconcile handler runs: it
+    owns the object (a create waiting for quota, say), and a timer pass would queue behind it and then act
+    on the status from before it (no applied template hash: a needless PATCH).
     """
     if memo.get("handling"):
         return False
-    first = memo.setdefault("first_tick", time.monotonic())
-    return bool(time.monotonic() - float(first) >= settings.first_pass_grace)
+    due = memo.get("due_by")
+    if due is None and memo.get("next_drift") is None:
+        due = float(memo.setdefault("first_tick", now)) + grace
+    return due is not None and now >= float(due)
 
 
 def _drift_due(body: kopf.Body, memo: Any, settings: Settings) -> bool:

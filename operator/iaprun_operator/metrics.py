@@ -34,8 +34,8 @@ PUBLIC_INVOKER_FOUND = Counter(
     "Public run.invoker bindings found on IAP-protected services (removed unless the object opts out).",
 )
 RESCUES = Counter(
-    "iaprun_first_pass_rescues_total",
-    "Objects whose first reconcile pass of this process was started by their timer, kopf having not started it.",
+    "iaprun_rescued_passes_total",
+    "Reconcile passes an object's timer ran because kopf was late with a pass it owed the object.",
 )
 ORPHANS = Counter(
     "iaprun_orphan_services_total",

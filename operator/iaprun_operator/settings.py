@@ -44,9 +44,9 @@ class Settings:
     """Fraction of the drift interval used as random jitter, so checks of many objects spread out."""
     timer_tick: float = 10.0
     """How often each object's timer wakes to see whether a drift check or an expiry is due."""
-    first_pass_grace: float = 60.0
-    """Seconds an object may wait for its first reconcile pass of this process (with none in flight) before its
-    timer runs one itself: a safety net for a watch event lost across an API server restart."""
+    rescue_grace: float = 60.0
+    """Seconds past the time kopf owes an object a pass (its first, or a requested come-back) before the object's
+    timer runs it, when none is in flight: a safety net for a watch event lost across an API server restart."""
     orphan_sweep_interval: float = 600.0
     """Seconds between orphan sweeps (one ``services.list`` per project and region in use); 0 disables."""
     workers: int = 64
@@ -97,7 +97,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         drift_interval=_float(env, "IAPRUN_DRIFT_INTERVAL_SECONDS", 600.0),
         drift_jitter=_float(env, "IAPRUN_DRIFT_JITTER", 0.1),
         timer_tick=_float(env, "IAPRUN_TIMER_TICK_SECONDS", 10.0),
-        first_pass_grace=_float(env, "IAPRUN_FIRST_PASS_GRACE_SECONDS", 60.0),
+        rescue_grace=_float(env, "IAPRUN_RESCUE_GRACE_SECONDS", 60.0),
         orphan_sweep_interval=_float(env, "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS", 600.0),
         workers=int(_float(env, "IAPRUN_WORKERS", 64)),
         request_timeout=_float(env, "IAPRUN_REQUEST_TIMEOUT_SECONDS", 30.0),

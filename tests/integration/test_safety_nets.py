@@ -4,8 +4,8 @@
   anything the sweep cannot be sure of is left alone. The orphans are made the way they arise, out of band
   with the official Cloud Run client: services carrying this cluster's ownership marks (computed here, not
   by the operator) for objects that do not exist.
-- The first-pass rescue: an object kopf never runs the reconcile handler for (its event lost) is reconciled
-  by its timer after the grace.
+- The rescue of overdue passes: an object kopf never runs the reconcile handler for (its event lost) is
+  reconciled by its timer after the grace.
 
 The module runs its own operator, sweeping every second with a 3-second grace; what it did is checked in
 the API server and in the emulator's state and request log.
@@ -51,7 +51,7 @@ def operator(
         emulator_url,
         tmp_path_factory,
         IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
-        IAPRUN_FIRST_PASS_GRACE_SECONDS="3",
+        IAPRUN_RESCUE_GRACE_SECONDS="3",
     ) as proc:
         yield proc
 
