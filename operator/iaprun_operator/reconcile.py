@@ -519,6 +519,20 @@ async def finalize(obj: ObjectView, google: Google, settings: Settings, *, delet
         result.requeue = "progress"
         result.message = f"waiting for Cloud Run to delete {ref.name}"
     except GoogleError as error:
+        if error.kind is Kind.PERMISSION and not obj.status.get("projectNumber"):
+            # No pass of this object ever got as far as the project's number, which comes before any write:
+            # it created nothing there (a mistyped or inaccessible project). Waiting for access that may never
+            # come would leave the object stuck deleting.
+            result.events.append(
+                Event(
+                    "Normal",
+                    "NothingToDelete",
+                    f"{ref.name} cannot be read ({error.message}); this object never had access to project "
+                    f"{ref.project}, so it created nothing there",
+                )
+            )
+            result.done = True
+            return result
         result.requeue = "retry"
         result.retry_after = error.retry_after
         result.message = f"{error.api} {error.method}: {error.message}"

@@ -220,6 +220,18 @@ def test_bad_image_reports_cloud_runs_message(
     assert "does-not-exist" in ready["message"]
 
 
+def test_an_object_for_a_project_it_never_could_reach_can_be_deleted(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str
+) -> None:
+    """A mistyped project (Google answers 403 for a project that does not exist): Stalled/PermissionDenied,
+    and deleting the object completes, since nothing can have been created there."""
+    apply(kubectl, namespace, manifest(svc, projectID="no-such-project-x"))
+    stalled = wait_for(lambda: condition(get(kubectl, namespace, svc), "Stalled"), timeout=30, what="Stalled")
+    assert stalled["reason"] == "PermissionDenied"
+    kubectl("delete", "-n", namespace, f"iaprunservice/{svc}", "--timeout=60s")
+    assert "NothingToDelete" in kubectl("get", "events", "-n", namespace).stdout
+
+
 def test_permission_denied_stalls_without_a_retry_storm(
     operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str
 ) -> None:
