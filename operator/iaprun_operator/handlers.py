@@ -263,7 +263,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if rescue_due(memo, settings.rescue_grace, time.monotonic()):
             logger.warning(
                 f"kopf has not run the reconcile pass this object is owed for {settings.rescue_grace:.0f} s "
-                "(a lost watch event?); reconciling from its timer"
+                "(its watch event lost, or the API server unreachable); reconciling from its timer"
             )
             metrics.RESCUES.inc()
         elif not _drift_due(body, memo, settings):

@@ -220,7 +220,17 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
     if observed is None:
         if p.obj.status.get("externalRef") == ref.name and p.obj.status.get("templateHash"):
             p.event("Warning", "Recreating", f"{ref.name} disappeared outside the operator; creating it again")
-        await p.google.run.create(ref, desired_service(spec, owner))
+        try:
+            await p.google.run.create(ref, desired_service(spec, owner))
+        except GoogleError as error:
+            if error.kind is not Kind.NOT_FOUND:
+                raise
+            # Not found on create: the parent does not exist. The project exists (its number was read), so it
+            # is the region; retrying cannot help.
+            p.failure = cond.Failure(
+                "InvalidSpec", f"Cloud Run has no region {spec.region!r}: {error.message}", stalled=True
+            )
+            return None
         p.result.status["templateHash"] = desired_hash
         p.event("Normal", "Created", f"Creating Cloud Run service {ref.name} with IAP {_on_off(spec)}")
         p.progress = cond.Progress("Creating", f"Cloud Run is creating {ref.name}")

@@ -232,6 +232,18 @@ def test_an_object_for_a_project_it_never_could_reach_can_be_deleted(
     assert "NothingToDelete" in kubectl("get", "events", "-n", namespace).stdout
 
 
+def test_an_unknown_region_stalls_with_a_readable_message(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, svc: str
+) -> None:
+    """A region that passes admission but does not exist: Google's front end answers an HTML 404. The object
+    is Stalled/InvalidSpec naming the region, with no HTML in the message, and is not retried."""
+    apply(kubectl, namespace, manifest(svc, region="mars-north1"))
+    stalled = wait_for(lambda: condition(get(kubectl, namespace, svc), "Stalled"), timeout=30, what="Stalled")
+    assert stalled["reason"] == "InvalidSpec"
+    assert "mars-north1" in stalled["message"]
+    assert "<" not in stalled["message"]
+
+
 def test_permission_denied_stalls_without_a_retry_storm(
     operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str
 ) -> None:

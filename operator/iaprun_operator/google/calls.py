@@ -82,6 +82,14 @@ def _error_body(raw: bytes | str | None) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
+def _without_html(message: str, code: int) -> str:
+    """Google's front end answers an unknown location or path with an HTML page, not an API error: say so in
+    one line instead of passing the page on into a condition message."""
+    if "<html" not in message.lower():
+        return message
+    return f"HTTP {code} from Google's front end, with an HTML page instead of an API error (no such location or path)"
+
+
 def _reason_of(error: dict[str, Any]) -> str:
     for detail in error.get("details") or ():
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
@@ -100,7 +108,7 @@ def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError
         code = int(exc.code or 0) if isinstance(exc.code, int) else int(getattr(exc.code, "value", [0])[0] or 0)
         status = str(error.get("status", ""))
         reason = getattr(exc, "reason", None) or _reason_of(error)
-        message = str(error.get("message") or exc.message)
+        message = str(error.get("message") or _without_html(exc.message, code))
         headers = getattr(response, "headers", None)
         return GoogleError(
             kind_for(code, status, reason),
@@ -115,7 +123,7 @@ def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError
         error = _error_body(exc.content)
         code = int(exc.status_code or 0)
         reason = _reason_of(error)
-        message = str(error.get("message") or exc.reason or exc)
+        message = str(error.get("message") or _without_html(str(exc.reason or exc), code))
         return GoogleError(
             kind_for(code, str(error.get("status", "")), reason),
             message,
