@@ -33,14 +33,11 @@ class ObjectExistence:
         group, version, plural = self._where
         try:
             self._api.get_namespaced_custom_object(group, version, namespace, plural, name, _request_timeout=30)
-        except ApiException as error:
-            if error.status == 404:
+        except Exception as error:  # refusals, connection errors and the like: unsure means "exists"
+            if isinstance(error, ApiException) and error.status == 404:
                 return False
-            log.warning(
-                "Could not tell whether %s/%s exists (%s); treating it as existing", namespace, name, _reason(error)
-            )
-        except Exception as error:  # connection errors and the like: unsure means "exists"
-            log.warning("Could not tell whether %s/%s exists (%s); treating it as existing", namespace, name, error)
+            reason = _reason(error) if isinstance(error, ApiException) else str(error)
+            log.warning("Could not tell whether %s/%s exists (%s); treating it as existing", namespace, name, reason)
         return True
 
     async def __call__(self, namespace: str, name: str) -> bool:

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import copy
 
-from iaprun_operator.core.model import parse_spec
+from iaprun_operator.core.model import Spec, parse_spec
 from iaprun_operator.core.names import DELETION_POLICY_ANNOTATION, OWNER_ANNOTATION, OWNER_LABEL, Owner
-from iaprun_operator.core.service import contains, desired_service, ownership, plan_update, template_hash, without_owner
+from iaprun_operator.core.service import (
+    ServiceUpdate,
+    contains,
+    desired_service,
+    ownership,
+    plan_update,
+    template_hash,
+    without_owner,
+)
 
 OWNER = Owner("cluster", "team-a", "hello")
 SPEC = {
@@ -40,16 +48,20 @@ def observed_from(desired: dict) -> dict:
     return observed
 
 
-def test_steady_state_writes_nothing() -> None:
-    spec = parse_spec(SPEC, name="hello")
-    desired = desired_service(spec, OWNER)
-    observed = observed_from(desired)
-    update = plan_update(
+def plan(spec: Spec, observed: dict, *, applied: Spec | None = None) -> ServiceUpdate:
+    """The update for ``spec`` against ``observed``, the last applied template being ``applied`` (default: same)."""
+    return plan_update(
         desired_service(spec, OWNER, observed),
         observed,
-        applied_hash=template_hash(spec),
+        applied_hash=template_hash(applied or spec),
         desired_hash=template_hash(spec),
     )
+
+
+def test_steady_state_writes_nothing() -> None:
+    spec = parse_spec(SPEC, name="hello")
+    observed = observed_from(desired_service(spec, OWNER))
+    update = plan(spec, observed)
     assert not update
 
 
@@ -59,12 +71,7 @@ def test_image_change_writes_only_the_template() -> None:
     changed = copy.deepcopy(SPEC)
     changed["template"]["containers"][0]["image"] = "us-docker.pkg.dev/cloudrun/container/hello:v2"
     new = parse_spec(changed, name="hello")
-    update = plan_update(
-        desired_service(new, OWNER, observed),
-        observed,
-        applied_hash=template_hash(spec),
-        desired_hash=template_hash(new),
-    )
+    update = plan(new, observed, applied=spec)
     assert update.mask == ("template", "launchStage")
 
 
@@ -72,12 +79,7 @@ def test_out_of_band_image_change_is_drift() -> None:
     spec = parse_spec(SPEC, name="hello")
     observed = observed_from(desired_service(spec, OWNER))
     observed["template"]["containers"][0]["image"] = "evil/image"
-    update = plan_update(
-        desired_service(spec, OWNER, observed),
-        observed,
-        applied_hash=template_hash(spec),
-        desired_hash=template_hash(spec),
-    )
+    update = plan(spec, observed)
     assert update.mask == ("template", "launchStage")
     assert "outside the operator" in update.reasons[0]
 
@@ -111,12 +113,7 @@ def test_deletion_policy_is_stamped_and_kept_current() -> None:
     observed = observed_from(desired_service(spec, OWNER))
     assert observed["annotations"][DELETION_POLICY_ANNOTATION] == "Delete"
     abandon = parse_spec({**SPEC, "deletionPolicy": "Abandon"}, name="hello")
-    update = plan_update(
-        desired_service(abandon, OWNER, observed),
-        observed,
-        applied_hash=template_hash(spec),
-        desired_hash=template_hash(abandon),
-    )
+    update = plan(abandon, observed, applied=spec)
     assert update.mask == ("annotations",)
     assert desired_service(abandon, OWNER, observed)["annotations"][DELETION_POLICY_ANNOTATION] == "Abandon"
 
@@ -126,20 +123,10 @@ def test_a_service_without_the_stamp_is_not_written_for_it_alone() -> None:
     spec = parse_spec(SPEC, name="hello")
     observed = observed_from(desired_service(spec, OWNER))
     del observed["annotations"][DELETION_POLICY_ANNOTATION]
-    same = plan_update(
-        desired_service(spec, OWNER, observed),
-        observed,
-        applied_hash=template_hash(spec),
-        desired_hash=template_hash(spec),
-    )
+    same = plan(spec, observed)
     assert not same
     changed = parse_spec({**SPEC, "description": "now described"}, name="hello")
-    update = plan_update(
-        desired_service(changed, OWNER, observed),
-        observed,
-        applied_hash=template_hash(spec),
-        desired_hash=template_hash(changed),
-    )
+    update = plan(changed, observed, applied=spec)
     assert update.mask == ("description", "annotations")
 
 
