@@ -33,14 +33,33 @@ TABLE_START, TABLE_END = "<!-- values-table:start -->", "<!-- values-table:end -
 
 Schema = dict[str, Any]
 
-_STRINGS: Schema = {"type": "array", "items": {"type": "string", "minLength": 1}}
+# Globs as Python's fnmatchcase reads them, minus character classes: the admission policy matches them as
+# regular expressions the chart writes, and `[`/`]` can appear in no value a rule matches (names, emails,
+# image references), so a class is refused rather than translated.
+_GLOBS: Schema = {"type": "array", "items": {"type": "string", "minLength": 1, "pattern": "^[^\\[\\]]+$"}}
+_FLAG: Schema = {"type": "boolean", "default": False}
+
+
+def _globs(description: str) -> Schema:
+    return {**_GLOBS, "description": description + " Globs; omitted or empty: none; `*`: any."}
+
+
 DEFINITIONS: dict[str, Schema] = {
     "tenancyRule": {
         "type": "object",
-        "description": "One tenancy rule: which namespaces it selects and what their objects may use. "
-        "Omitted lists mean 'any'.",
+        "description": "One tenancy rule: the namespaces it selects and everything their objects may ask for. "
+        "Deny by default: an omitted list allows nothing.",
         "properties": {
-            "namespaces": {**_STRINGS, "description": "Namespace names or globs (`team-a-*`) the rule selects."},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Name of the rule, quoted in every denial it gives. Unique.",
+            },
+            "namespaces": {
+                **_GLOBS,
+                "description": "Namespace names or globs (`team-a-*`). With `namespaceSelector`, both must match; "
+                "a rule setting neither selects nothing.",
+            },
             "namespaceSelector": {
                 "type": "object",
                 "description": "Label selector over namespaces (selected when its labels match).",
@@ -53,10 +72,56 @@ DEFINITIONS: dict[str, Schema] = {
                 },
                 "additionalProperties": False,
             },
-            "projects": {**_STRINGS, "description": "Project IDs or globs the selected namespaces may use."},
-            "regions": {**_STRINGS, "description": "Cloud Run regions the selected namespaces may use."},
-            "accessorDomains": {**_STRINGS, "description": "Domains every accessor member must belong to."},
+            "projects": _globs("Projects (spec.projectID, else the namespace's `iaprun.dev/default-project`)."),
+            "regions": _globs("Cloud Run regions."),
+            "serviceNames": _globs("Cloud Run service names the selected namespaces may create or manage."),
+            "serviceAccounts": _globs(
+                "Runtime identities (spec.template.serviceAccount); never the operator's own account."
+            ),
+            "allowDefaultServiceAccount": {
+                **_FLAG,
+                "description": "May spec.template.serviceAccount be omitted (the project's default compute "
+                "service account).",
+            },
+            "secretProjects": _globs(
+                "Projects whose Secret Manager secrets may be referenced (a bare secret name means the service's "
+                "own project)."
+            ),
+            "images": _globs("Container image references (`REGISTRY/REPOSITORY/*`)."),
+            "adoptServiceNames": _globs(
+                "Existing unowned services that `adoption: IfUnowned` may take over (checked by the operator "
+                "when it adopts)."
+            ),
+            "accessorMemberKinds": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": ["user", "group", "serviceAccount", "domain", "principal", "principalSet"],
+                },
+                "default": ["user", "group", "serviceAccount"],
+                "description": "IAM member kinds accessors may have. Omitted: user, group, serviceAccount; "
+                "domain, principal and principalSet must be listed.",
+            },
+            "accessorDomains": _globs(
+                "Domains of user, group, serviceAccount and domain accessors (a domain also allows its subdomains)."
+            ),
+            "allowIapDisabled": {**_FLAG, "description": "May spec.iap.enabled be false."},
+            "allowPublicInvokerBindings": {
+                **_FLAG,
+                "description": "May spec.iap.publicInvokerBindings be Report (public invoker bindings kept).",
+            },
+            "allowPublicAccess": {
+                **_FLAG,
+                "description": "May spec.invokerIamDisabled be true (Cloud Run's allow public access).",
+            },
+            "envValues": {
+                "type": "string",
+                "enum": ["Any", "SecretsOnly"],
+                "default": "Any",
+                "description": "SecretsOnly refuses literal `value:` env entries (Secret Manager references only).",
+            },
         },
+        "required": ["name"],
         "additionalProperties": False,
     },
     "envVar": {

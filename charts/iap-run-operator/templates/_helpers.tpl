@@ -52,9 +52,98 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The tenancy policy file the operator reads (IAPRUN_TENANCY_POLICY_FILE). */}}
+{{/* The tenancy policy file the operator reads (IAPRUN_TENANCY_POLICY_FILE): the values, as they are. */}}
 {{- define "iap-run-operator.tenancyPolicy" -}}
-{{- dict "rules" .Values.tenancy.rules | toPrettyJson }}
+{{- dict "singleTenant" .Values.tenancy.singleTenant "rules" .Values.tenancy.rules | toPrettyJson }}
+{{- end }}
+
+{{/* The operator's own Google account: explicit, else the Workload Identity annotation of its ServiceAccount. */}}
+{{- define "iap-run-operator.operatorServiceAccount" -}}
+{{- default (get .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") .Values.tenancy.operatorServiceAccount }}
+{{- end }}
+
+{{/*
+A glob list as one anchored RE2 expression that matches exactly what Python's fnmatchcase matches with any of
+the globs: every character is quoted except `*` (any run, newlines too: `(?s)`) and `?` (one character).
+Character classes are refused by the values schema and by "validate" below. An empty list matches nothing.
+*/}}
+{{- define "iap-run-operator.globRegex" -}}
+{{- $alternatives := list }}
+{{- range . }}
+{{- $alternatives = append $alternatives (regexQuoteMeta . | replace "\\*" ".*" | replace "\\?" ".") }}
+{{- end }}
+{{- if $alternatives }}
+{{- printf "^(?s:%s)$" (join "|" $alternatives) }}
+{{- else }}
+{{- "^[^\\x00-\\x{10FFFF}]$" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules both enforcers apply, as a list of dicts: tenancy.rules, or with singleTenant the one implicit rule
+(every namespace and everything, except public access; the operator's own account is refused before rules).
+*/}}
+{{- define "iap-run-operator.effectiveRules" -}}
+{{- if .Values.tenancy.singleTenant }}
+{{- $any := list "*" }}
+{{- $rule := dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any" }}
+{{- list $rule | toJson }}
+{{- else }}
+{{- .Values.tenancy.rules | default list | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+The admission policy's params: the policy flattened into ConfigMap keys, since CEL reads a ConfigMap's data
+(a map of strings) and nothing else of it. `rules` lists the rule indexes in order; `rule.I.FIELD` holds a
+glob list as one anchored regex (globRegex), a selector's labels as `k=v,k=v`, a flag as "true"/"false".
+*/}}
+{{- define "iap-run-operator.admissionParams" -}}
+{{- $rules := include "iap-run-operator.effectiveRules" . | fromJsonArray }}
+{{- $indexes := list }}
+{{- range $i, $rule := $rules }}
+{{- $indexes = append $indexes (toString $i) }}
+{{- end }}
+operatorServiceAccount: {{ include "iap-run-operator.operatorServiceAccount" . | quote }}
+rules: {{ join "," $indexes | quote }}
+{{- range $i, $rule := $rules }}
+{{- $key := printf "rule.%d." $i }}
+{{ $key }}name: {{ $rule.name | quote }}
+{{- $selector := $rule.namespaceSelector | default dict }}
+{{- $labels := list }}
+{{- range $k, $v := $selector.matchLabels | default dict }}
+{{- $labels = append $labels (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- if or $rule.namespaces $labels }}
+{{ $key }}namespaces: {{ include "iap-run-operator.globRegex" ($rule.namespaces | default (list "*")) | quote }}
+{{- else }}
+{{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
+{{- end }}
+{{ $key }}labels: {{ join "," $labels | quote }}
+{{- range $field := list "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" }}
+{{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
+{{- end }}
+{{- $kinds := list "user" "group" "serviceAccount" }}
+{{- if hasKey $rule "accessorMemberKinds" }}{{ $kinds = $rule.accessorMemberKinds | default list }}{{ end }}
+{{ $key }}accessorMemberKinds: {{ include "iap-run-operator.globRegex" $kinds | quote }}
+{{- $domains := list }}
+{{- range $rule.accessorDomains | default list }}{{ $domains = append $domains (lower .) }}{{ end }}
+{{ $key }}accessorDomains: {{ include "iap-run-operator.domainRegex" $domains | quote }}
+{{- range $flag := list "allowDefaultServiceAccount" "allowIapDisabled" "allowPublicInvokerBindings" "allowPublicAccess" }}
+{{ $key }}{{ $flag }}: {{ get $rule $flag | default false | toString | quote }}
+{{- end }}
+{{ $key }}envSecretsOnly: {{ eq ($rule.envValues | default "Any") "SecretsOnly" | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Domains as one regex: a listed domain (a glob) or any subdomain of it; empty matches nothing. */}}
+{{- define "iap-run-operator.domainRegex" -}}
+{{- if . }}
+{{- $inner := include "iap-run-operator.globRegex" . | trimPrefix "^(?s:" | trimSuffix ")$" }}
+{{- printf "^(?s:(?:.*\\.)?(?:%s))$" $inner }}
+{{- else }}
+{{- include "iap-run-operator.globRegex" list }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -82,7 +171,35 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
 {{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}
 {{- end }}
+{{- if and .Values.tenancy.singleTenant .Values.tenancy.rules }}
+{{- fail "tenancy.singleTenant=true contradicts tenancy.rules: a single-tenant install has one implicit rule; set singleTenant=false to use rules" }}
+{{- end }}
+{{- $names := dict }}
+{{- range $i, $rule := .Values.tenancy.rules }}
+{{- if not $rule.name }}
+{{- fail (printf "tenancy.rules[%d] has no name: every denial names its rule" $i) }}
+{{- end }}
+{{- if hasKey $names $rule.name }}
+{{- fail (printf "tenancy.rules: two rules are named %q: a denial must say which rule gave it" $rule.name) }}
+{{- end }}
+{{- $_ := set $names $rule.name true }}
+{{- if and (not $rule.namespaces) (not ($rule.namespaceSelector | default dict).matchLabels) }}
+{{- fail (printf "tenancy.rules[%d] (%q) sets neither namespaces nor namespaceSelector.matchLabels, so it selects no namespace" $i $rule.name) }}
+{{- end }}
+{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" }}
+{{- range get $rule $field | default list }}
+{{- if regexMatch "[][]" . }}
+{{- fail (printf "tenancy.rules[%d].%s: %q uses a character class ([ or ]); only * and ? are supported" $i $field .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.rbac.create) .Values.rbac.aggregate }}
 {{- fail "rbac.aggregate=true needs rbac.create=true (set both to false to manage all roles yourself)" }}
 {{- end }}
+{{- end }}
+
+{{/* In the admission policy's CEL: the params key of one field of the rule with index `i`. */}}
+{{- define "iap-run-operator.param" -}}
+params.data['rule.' + i + '.{{ . }}']
 {{- end }}
