@@ -163,7 +163,7 @@ def test_tenancy_change_rolls_the_pod(render: Render) -> None:
         deployment = only(render(*args), "Deployment")
         return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/tenancy"])
 
-    assert checksum() != checksum("--set", "tenancy.rules[0].namespaces[0]=team-a")
+    assert checksum() != checksum("--set", "tenancy.rules[0].name=a", "--set", "tenancy.rules[0].namespaces[0]=team-a")
 
 
 def test_crd_template_is_the_crd_in_crds(render: Render) -> None:
