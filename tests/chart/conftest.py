@@ -8,6 +8,7 @@ the new release with Helm's documented adoption metadata; nothing deletes it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -117,9 +118,16 @@ class Release:
     def fullname(self) -> str:
         return f"{self.name}-iap-run-operator"
 
+    @property
+    def confined(self) -> list[str]:
+        """Values that confine the release's admission policy to the test's namespace: the policy is
+        cluster-scoped, and the chart's deny-by-default one would refuse other tests' objects meanwhile."""
+        selector = {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}}
+        return ["--set-json", f"admissionPolicy.namespaceSelector={json.dumps(selector)}"]
+
     def install(self, *args: str) -> subprocess.CompletedProcess[str]:
         adopt_crd(self.kubectl, self.name, self.namespace)
-        proc = self.helm("install", self.name, str(CHART), "--namespace", self.namespace, *args)
+        proc = self.helm("install", self.name, str(CHART), "--namespace", self.namespace, *self.confined, *args)
         self.installed = True
         return proc
 

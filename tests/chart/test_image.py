@@ -238,7 +238,7 @@ def test_operator_from_the_image_reconciles_to_ready(
     """helm install, then the image's entrypoint with the chart ServiceAccount's token reconciles an object to Ready
     (the Cloud Run service exists, with IAP on, in the emulator) and finalises its deletion; both with `buildah run`
     and chrooted into the image with a read-only root and only /tmp writable, as the chart runs it."""
-    release.install()
+    release.install("--set", "tenancy.singleTenant=true")
     url = gcp_emulator_process.base_url
     kubeconfig = sa_kubeconfig(namespace, release.fullname)
     operator = image_operator(kubeconfig, url, read_only_root=how == "read-only-root")

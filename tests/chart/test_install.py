@@ -88,7 +88,7 @@ def test_upgrade_changes_settings_policy_and_rbac_in_place(release: Release, kub
     template's checksum with it), and switching to watchNamespace creates the Role/RoleBinding there."""
     release.install()
     before = kubectl_json(kubectl, "get", "-n", namespace, f"deployment/{release.fullname}")
-    rule = json.dumps([{"namespaces": [namespace], "projects": ["demo-*"]}])
+    rule = json.dumps([{"name": "tests", "namespaces": [namespace], "projects": ["demo-*"]}])
     release.upgrade(
         "--reuse-values",
         "--set",
@@ -109,7 +109,7 @@ def test_upgrade_changes_settings_policy_and_rbac_in_place(release: Release, kub
         != before["spec"]["template"]["metadata"]["annotations"][annotations]
     )
     policy = kubectl_json(kubectl, "get", "-n", namespace, f"configmap/{release.fullname}-tenancy")
-    assert json.loads(policy["data"]["policy.json"]) == {"rules": json.loads(rule)}
+    assert json.loads(policy["data"]["policy.json"]) == {"singleTenant": False, "rules": json.loads(rule)}
     role = kubectl_json(kubectl, "get", "-n", namespace, f"role/{release.fullname}")
     assert {r for rule_ in role["rules"] for r in rule_["resources"]} == {
         "iaprunservices",
@@ -124,7 +124,7 @@ def test_uninstall_keeps_the_crd_and_users_objects(
 ) -> None:
     """With crds.keep (the default), `helm uninstall` removes the operator's objects but leaves the CRD and the
     IapRunService objects users created (and so their Cloud Run services)."""
-    release.install()
+    release.install("--set", "tenancy.singleTenant=true")
     kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
     name = f"kept-{uuid.uuid4().hex[:6]}"
     forget_objects.append((namespace, name))

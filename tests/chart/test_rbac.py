@@ -117,7 +117,7 @@ def test_operator_reaches_ready_with_the_charts_service_account(
     the chart's ServiceAccount reconciles an object to Ready (the Cloud Run service exists in the emulator, with IAP
     on), finalises its deletion (service deleted, finalizer removed), and the API server refused it nothing."""
     env = {"IAPRUN_WATCH_NAMESPACE": namespace} if scope == "watchNamespace" else {}
-    release.install(*(["--set", f"watchNamespace={namespace}"] if env else []))
+    release.install("--set", "tenancy.singleTenant=true", *(["--set", f"watchNamespace={namespace}"] if env else []))
     operator = operators(sa_kubeconfig(namespace, release.fullname), emulator_url, env)
     name = f"rbac-{uuid.uuid4().hex[:6]}"
     forget_objects.append((namespace, name))

@@ -1,0 +1,482 @@
+"""The chart's ValidatingAdmissionPolicy on the real API server, attacked by tenants.
+
+The chart is rendered with the hardened multi-tenant example (charts/iap-run-operator/examples/
+values-multi-tenant.yaml) and its params ConfigMap, policy, binding and aggregated tenant roles are applied to
+the session's control plane. Each tenant is a namespace ServiceAccount bound (RoleBinding) to the built-in
+``edit`` ClusterRole, which the chart's roles aggregate into; every request below is sent as that account with
+``kubectl --as``. For every class of issue #13 the admission policy can see, a hostile manifest is refused and
+the refusal is exactly the operator's message (TENANCY-SCHEMA.md's words); allowed manifests are admitted.
+
+The policies are cluster-scoped: each binding here judges only namespaces labelled with this module's run id,
+so other tests in the session never meet them. Nothing is mocked: kube-apiserver evaluates the CEL itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from chart.conftest import CHART, Manifest
+from integration.harness import REPO, wait_for
+from testworld.fixtures import Runner
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = CHART / "examples" / "values-multi-tenant.yaml"
+OPERATOR_SA = "iap-run-operator@platform-ops.iam.gserviceaccount.com"
+TENANT = "tenant"
+ADMISSION_LABEL = "iaprun.test/admission"
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@dataclass
+class Policy:
+    """One rendered release's admission objects, applied; ``label`` selects the namespaces its binding judges."""
+
+    release: str
+    label: str
+    objects: list[Manifest]
+
+
+@dataclass
+class World:
+    kubectl: Runner
+    namespaces: dict[str, str]  # role in the test -> namespace name ("ops": the release's, with the params)
+    policies: list[Policy]
+
+    def ns(self, role: str) -> str:
+        return self.namespaces[role]
+
+    def as_tenant(self, role: str, *args: str, body: Manifest | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl in namespace ``role`` as that namespace's tenant ServiceAccount."""
+        namespace = self.ns(role)
+        user = f"system:serviceaccount:{namespace}:{TENANT}"
+        return self.kubectl(
+            *args, "-n", namespace, f"--as={user}", input=json.dumps(body) if body else None, check=False
+        )
+
+    def apply(self, role: str, body: Manifest) -> subprocess.CompletedProcess[str]:
+        return self.as_tenant(role, "apply", "-f", "-", body=body)
+
+
+def refusal(proc: subprocess.CompletedProcess[str]) -> str:
+    """The admission policy's message in a refused kubectl call (fails the test if the call was not refused so)."""
+    assert proc.returncode != 0, f"admitted, expected a refusal:\n{proc.stdout}"
+    found = re.search(r"denied request: (.*)$", proc.stderr.strip())
+    assert found, f"not refused by the admission policy:\n{proc.stderr}"
+    return found.group(1)
+
+
+def team_a(name: str = "a-web") -> Manifest:
+    """A manifest team-a's rule allows in full (project, region, name, runtime account, secret, image, accessors)."""
+    return {
+        "apiVersion": "iaprun.dev/v1alpha1",
+        "kind": "IapRunService",
+        "metadata": {"name": name},
+        "spec": {
+            "projectID": "team-a-prod",
+            "region": "asia-northeast1",
+            "template": {
+                "serviceAccount": "web@team-a-prod.iam.gserviceaccount.com",
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1",
+                        "env": [
+                            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"secret": "api-key"}}},
+                            {
+                                "name": "DB",
+                                "valueFrom": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
+                            },
+                        ],
+                    }
+                ],
+            },
+            "iap": {"accessors": [{"member": "user:alice@example.com"}, {"member": "group:devs@eng.example.com"}]},
+        },
+    }
+
+
+def _with(change: Callable[[Manifest], None], name: str = "a-web") -> Manifest:
+    body = copy.deepcopy(team_a(name))
+    change(body)
+    return body
+
+
+def _set(path: str, value: Any) -> Callable[[Manifest], None]:
+    def change(body: Manifest) -> None:
+        *parents, leaf = path.split(".")
+        node = body
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+
+    return change
+
+
+def _render(helm: Helm, release: str, namespace: str, label: str, *args: str) -> list[Manifest]:
+    selector = {"matchLabels": {ADMISSION_LABEL: label}}
+    out = helm(
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set-json",
+        f"admissionPolicy.namespaceSelector={json.dumps(selector)}",
+        *args,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+ADMISSION_KINDS = {"ConfigMap", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterRole"}
+
+
+def _install(kubectl: Runner, helm: Helm, ops: str, *args: str) -> Policy:
+    """Render the chart for a fresh release and apply its params, policy, binding and aggregated tenant roles."""
+    run = uuid.uuid4().hex[:6]
+    release = f"adm-{run}"
+    rendered = _render(helm, release, ops, run, *args)
+    objects = [
+        m
+        for m in rendered
+        if m["kind"] in ADMISSION_KINDS
+        and (m["kind"] != "ClusterRole" or "rbac.authorization.k8s.io/aggregate-to-edit" in m["metadata"]["labels"])
+    ]
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    return Policy(release=release, label=run, objects=objects)
+
+
+def _namespace(kubectl: Runner, name: str, labels: dict[str, str], annotations: dict[str, str]) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"iaprun.test/owned": "true", **labels}, "annotations": annotations},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def _tenant(kubectl: Runner, namespace: str) -> None:
+    """A ServiceAccount bound in its namespace to `edit` (which the chart's edit and view roles aggregate into)."""
+    kubectl("create", "serviceaccount", TENANT, "-n", namespace)
+    kubectl(
+        "create", "rolebinding", TENANT, "-n", namespace, "--clusterrole=edit", f"--serviceaccount={namespace}:{TENANT}"
+    )
+
+
+def _can(kubectl: Runner, namespace: str, *question: str, in_namespace: str | None = None) -> bool:
+    user = f"system:serviceaccount:{namespace}:{TENANT}"
+    proc = kubectl("auth", "can-i", *question, "-n", in_namespace or namespace, f"--as={user}", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def _await_policy(kubectl: Runner, namespace: str, policy: Policy) -> None:
+    """Wait until the API server enforces the policy: a server-side dry run in a judged namespace draws it."""
+    probe = team_a("probe-policy-active")
+    probe["spec"]["projectID"] = "never-allowed-project"
+
+    def enforced() -> bool:
+        proc = kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(probe), check=False)
+        return f"ValidatingAdmissionPolicy '{policy.release}-iap-run-operator-tenancy'" in proc.stderr
+
+    wait_for(enforced, timeout=60, what=f"admission policy of {policy.release} enforced in {namespace}")
+
+
+@pytest.fixture(scope="module")
+def world(kubectl: Runner, helm_offline: Helm) -> Iterator[World]:
+    """Namespaces for team-a (annotated with its default project, and one without the annotation), team-b, one
+    no rule selects, one under a single-tenant policy and one under a policy with no rules; a tenant account in
+    each; the three policies applied, each judging its own namespaces only."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/iaprunservices.iaprun.dev", "--timeout=60s")
+    run = uuid.uuid4().hex[:6]
+    ops = f"adm-ops-{run}"
+    _namespace(kubectl, ops, {}, {})
+    multi = _install(kubectl, helm_offline, ops, "-f", str(EXAMPLE))
+    single = _install(
+        kubectl,
+        helm_offline,
+        ops,
+        "--set",
+        "tenancy.singleTenant=true",
+        "--set",
+        f"tenancy.operatorServiceAccount={OPERATOR_SA}",
+    )
+    empty = _install(kubectl, helm_offline, ops)
+    project = "iaprun.dev/default-project"
+    layout: dict[str, tuple[Policy, dict[str, str], dict[str, str]]] = {
+        "team-a": (multi, {"iaprun.dev/tenant": "team-a"}, {project: "team-a-prod"}),
+        "team-a-no-project": (multi, {"iaprun.dev/tenant": "team-a"}, {}),
+        "team-a-foreign-project": (multi, {"iaprun.dev/tenant": "team-a"}, {project: "team-b-prod"}),
+        "team-b": (multi, {"iaprun.dev/tenant": "team-b"}, {project: "team-b-prod"}),
+        "stranger": (multi, {}, {}),
+        "single": (single, {}, {}),
+        "empty": (empty, {"iaprun.dev/tenant": "team-a"}, {}),
+    }
+    namespaces = {role: f"adm-{role}-{run}"[:63] for role in layout}
+    try:
+        for role, (policy, labels, annotations) in layout.items():
+            _namespace(kubectl, namespaces[role], {ADMISSION_LABEL: policy.label, **labels}, annotations)
+            _tenant(kubectl, namespaces[role])
+        for role, (policy, _, _) in layout.items():
+            _await_policy(kubectl, namespaces[role], policy)
+        wait_for(
+            lambda: all(_can(kubectl, ns, "create", "iaprunservices.iaprun.dev") for ns in namespaces.values()),
+            timeout=60,
+            what="the edit role aggregating the chart's IapRunService rights",
+        )
+        yield World(kubectl=kubectl, namespaces={**namespaces, "ops": ops}, policies=[multi, single, empty])
+    finally:
+        for policy in (multi, single, empty):
+            for obj in policy.objects:
+                if obj["kind"] != "ConfigMap":
+                    kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--wait=false", check=False)
+        for namespace in [ops, *namespaces.values()]:
+            kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+# (case id, namespace role, manifest, the operator's message; {ns} is the namespace's name)
+HOSTILE: list[tuple[str, str, Manifest, str]] = [
+    (
+        "another-tenants-project",
+        "team-a",
+        _with(_set("spec.projectID", "team-b-prod")),
+        'rule "team-a" does not allow project "team-b-prod"',
+    ),
+    (
+        "another-tenants-project-via-namespace-default",
+        "team-a-foreign-project",
+        _with(_set("spec.projectID", None)),
+        'rule "team-a" does not allow project "team-b-prod"',
+    ),
+    (
+        "another-region",
+        "team-a",
+        _with(_set("spec.region", "us-central1")),
+        'rule "team-a" does not allow region "us-central1"',
+    ),
+    (
+        "another-tenants-service-name",
+        "team-a",
+        _with(_set("spec.serviceName", "b-web")),
+        'rule "team-a" does not allow service name "b-web"',
+    ),
+    (
+        "service-name-matching-only-inside",
+        "team-a",
+        _with(lambda b: None, name="xa-web"),
+        'rule "team-a" does not allow service name "xa-web"',
+    ),
+    (
+        "another-tenants-runtime-account",
+        "team-a",
+        _with(_set("spec.template.serviceAccount", "web@team-b-prod.iam.gserviceaccount.com")),
+        'rule "team-a" does not allow runtime service account "web@team-b-prod.iam.gserviceaccount.com"',
+    ),
+    (
+        "the-operators-own-account",
+        "team-a",
+        _with(_set("spec.template.serviceAccount", OPERATOR_SA)),
+        f'runtime service account "{OPERATOR_SA}" is the operator\'s own account and is never allowed',
+    ),
+    (
+        "the-default-compute-account",
+        "team-a",
+        _with(_set("spec.template.serviceAccount", None)),
+        'rule "team-a" does not allow the project\'s default compute service account '
+        "(set spec.template.serviceAccount)",
+    ),
+    (
+        "secrets-from-another-project",
+        "team-a",
+        _with(
+            _set(
+                "spec.template.containers.0.env.1.valueFrom.secretKeyRef.secret",
+                "projects/team-b-prod/secrets/db",
+            )
+        ),
+        'rule "team-a" does not allow secrets from project "team-b-prod"',
+    ),
+    (
+        "image-from-an-unlisted-registry",
+        "team-a",
+        _with(_set("spec.template.containers.0.image", "docker.io/library/nginx:latest")),
+        'rule "team-a" does not allow image "docker.io/library/nginx:latest"',
+    ),
+    (
+        "domain-accessor",
+        "team-a",
+        _with(_set("spec.iap.accessors", [{"member": "user:bob@example.com"}, {"member": "domain:example.com"}])),
+        'rule "team-a" does not allow accessor "domain:example.com" (member kind "domain")',
+    ),
+    (
+        "principal-set-accessor",
+        "team-a",
+        _with(
+            _set(
+                "spec.iap.accessors",
+                [
+                    {
+                        "member": "principalSet://iam.googleapis.com/projects/1/locations/global/"
+                        "workloadIdentityPools/pool/*"
+                    }
+                ],
+            )
+        ),
+        'rule "team-a" does not allow accessor "principalSet://iam.googleapis.com/projects/1/locations/global/'
+        'workloadIdentityPools/pool/*" (member kind "principalSet")',
+    ),
+    (
+        "accessor-outside-the-allowed-domains",
+        "team-a",
+        _with(_set("spec.iap.accessors", [{"member": "user:mallory@example.com.evil.test"}])),
+        'rule "team-a" does not allow accessor "user:mallory@example.com.evil.test" (domain outside the allowed '
+        "domains)",
+    ),
+    (
+        "iap-off",
+        "team-a",
+        _with(_set("spec.iap.enabled", False)),
+        'rule "team-a" does not allow turning IAP off',
+    ),
+    (
+        "public-invoker-bindings-kept",
+        "team-a",
+        _with(_set("spec.iap.publicInvokerBindings", "Report")),
+        'rule "team-a" does not allow keeping public invoker bindings (publicInvokerBindings: Report)',
+    ),
+    (
+        "public-access",
+        "team-a",
+        _with(_set("spec.invokerIamDisabled", True)),
+        'rule "team-a" does not allow public access (invokerIamDisabled: true)',
+    ),
+    (
+        "literal-env-with-secrets-only",
+        "team-a",
+        _with(_set("spec.template.containers.0.env", [{"name": "PASSWORD", "value": "hunter2"}])),
+        'rule "team-a" allows only Secret Manager references in env (container "app" sets "PASSWORD" literally)',
+    ),
+    (
+        "a-namespace-no-rule-selects",
+        "stranger",
+        team_a(),
+        'namespace "{ns}" may not use the operator: no tenancy rule selects it',
+    ),
+    (
+        "team-a-manifest-in-team-bs-namespace",
+        "team-b",
+        _with(_set("spec.projectID", "team-a-prod")),
+        'rule "team-b" does not allow project "team-a-prod"',
+    ),
+    (
+        "single-tenant-public-access",
+        "single",
+        _with(_set("spec.invokerIamDisabled", True)),
+        'rule "singleTenant" does not allow public access (invokerIamDisabled: true)',
+    ),
+    (
+        "single-tenant-operators-own-account",
+        "single",
+        _with(_set("spec.template.serviceAccount", "IAP-Run-Operator@platform-ops.iam.gserviceaccount.com")),
+        'runtime service account "IAP-Run-Operator@platform-ops.iam.gserviceaccount.com" is the operator\'s own '
+        "account and is never allowed",
+    ),
+    (
+        "no-rules-at-all",
+        "empty",
+        team_a(),
+        'namespace "{ns}" may not use the operator: no tenancy rule selects it',
+    ),
+]
+
+
+@pytest.mark.parametrize(("role", "body", "expected"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_tenant_is_refused_with_the_operators_message(world: World, role: str, body: Manifest, expected: str) -> None:
+    """Applied as the namespace's tenant, the hostile manifest is refused at admission, and the refusal is the
+    operator's own message, word for word."""
+    message = refusal(world.apply(role, body))
+    assert message == expected.format(ns=world.ns(role))
+
+
+def test_every_selecting_rule_reports_its_first_reason(world: World) -> None:
+    """Several reasons: each selecting rule reports only its first failing one (project before image and
+    accessors)."""
+    body = _with(_set("spec.projectID", "team-b-prod"))
+    body["spec"]["template"]["containers"][0]["image"] = "docker.io/library/nginx"
+    body["spec"]["iap"]["accessors"] = [{"member": "domain:evil.test"}]
+    assert refusal(world.apply("team-a", body)) == 'rule "team-a" does not allow project "team-b-prod"'
+
+
+@pytest.mark.parametrize(
+    ("role", "body"),
+    [
+        ("team-a", team_a()),
+        ("team-a", _with(_set("spec.projectID", None), name="a-project-from-namespace")),
+        ("team-a-no-project", _with(_set("spec.projectID", None), name="a-project-from-operator-default")),
+        ("single", _with(_set("spec.template.serviceAccount", None), name="anything-goes")),
+    ],
+    ids=["everything-allowed", "project-from-namespace", "project-left-to-the-operator", "single-tenant"],
+)
+def test_allowed_manifest_is_admitted(world: World, role: str, body: Manifest) -> None:
+    """What the rule allows is admitted as the tenant (no project anywhere: the operator checks its default);
+    the object is removed again (no operator runs here, so no finalizer holds it)."""
+    created = world.apply(role, body)
+    assert created.returncode == 0, created.stderr
+    world.as_tenant(role, "delete", "iaprunservice", body["metadata"]["name"])
+
+
+def test_updates_are_judged_but_spec_preserving_ones_always_pass(world: World) -> None:
+    """An allowed object cannot be updated into a denied one; an update that keeps the spec (a label, say the
+    tenant tidying up an object a later policy would refuse) is not judged at all."""
+    body = team_a("a-updated")
+    assert world.apply("team-a", body).returncode == 0
+    try:
+        hostile = _with(_set("spec.template.containers.0.image", "evil.test/x"), name="a-updated")
+        assert refusal(world.apply("team-a", hostile)) == 'rule "team-a" does not allow image "evil.test/x"'
+        labelled = world.as_tenant("team-a", "label", "iaprunservice", "a-updated", "tidy=yes")
+        assert labelled.returncode == 0, labelled.stderr
+    finally:
+        world.as_tenant("team-a", "delete", "iaprunservice", "a-updated")
+
+
+def test_tenant_rights_are_the_objects_and_nothing_else(world: World) -> None:
+    """The tenant (edit, with the chart's roles aggregated) manages IapRunService objects in its namespace, and
+    cannot write their status, reach another tenant's namespace, change its namespace's labels or annotations
+    (which select its rule and project), the params ConfigMap, or the admission policy and binding."""
+    kubectl, ns = world.kubectl, world.ns("team-a")
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert _can(kubectl, ns, verb, "iaprunservices.iaprun.dev"), verb
+    assert not _can(kubectl, ns, "patch", "iaprunservices.iaprun.dev", "--subresource=status")
+    assert not _can(kubectl, ns, "create", "iaprunservices.iaprun.dev", in_namespace=world.ns("team-b"))
+    assert not _can(kubectl, ns, "patch", f"namespace/{ns}")
+    assert not _can(kubectl, ns, "update", "configmaps", in_namespace=world.ns("ops"))
+    for kind in ("validatingadmissionpolicies", "validatingadmissionpolicybindings"):
+        assert not _can(kubectl, ns, "update", f"{kind}.admissionregistration.k8s.io"), kind
+
+
+def test_the_api_server_type_checks_every_expression_cleanly(world: World) -> None:
+    """The API server type-checks the policy's CEL against the CRD's schema and reports what it cannot check (a
+    misspelt field, a wrong type) as warnings in the policy's status: there are none."""
+    kubectl = world.kubectl
+    for policy in world.policies:
+        name = f"{policy.release}-iap-run-operator-tenancy"
+
+        def checked(name: str = name) -> dict[str, Any] | None:
+            status = json.loads(kubectl("get", "validatingadmissionpolicy", name, "-o", "json").stdout).get("status")
+            return status if status and status.get("observedGeneration") else None
+
+        status = wait_for(checked, timeout=60, what=f"type checking of {name}")
+        assert status.get("typeChecking", {}).get("expressionWarnings", []) == []
