@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 import kopf
 
 from iaprun_operator import __version__, settings
+from iaprun_operator.core import tenancy
 from iaprun_operator.handlers import Runtime, register
 from iaprun_operator.logs import quiet_routine_logs
 
@@ -31,10 +33,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    config = settings.from_env()
+    try:
+        config = settings.from_env()
+    except settings.SettingsError as error:
+        print(f"iap-run-operator: {error}", file=sys.stderr)
+        return 2
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     if not args.verbose:
         quiet_routine_logs()
+    log = logging.getLogger("iaprun_operator.tenancy")
+    for warning, line in tenancy.describe(config.tenancy, config.operator_service_account):
+        log.log(logging.WARNING if warning else logging.INFO, line)
     registry = kopf.OperatorRegistry()
     register(registry, Runtime(settings=config))
     namespace = args.namespace or config.watch_namespace

@@ -16,12 +16,19 @@ from typing import Any
 
 from iaprun_operator import metrics
 from iaprun_operator.core import conditions as cond
-from iaprun_operator.core import tenancy
+from iaprun_operator.core import references, tenancy
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.iam import format_time, plan_accessors, plan_invoker
 from iaprun_operator.core.model import Adoption, InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
 from iaprun_operator.core.names import Owner, ServiceRef, iap_service_agent
-from iaprun_operator.core.service import desired_service, ownership, plan_update, template_hash, without_owner
+from iaprun_operator.core.service import (
+    abandoned_by,
+    desired_service,
+    ownership,
+    plan_update,
+    template_hash,
+    without_owner,
+)
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.settings import Settings
 
@@ -132,6 +139,21 @@ def resolve_project(obj: ObjectView, spec: Spec, settings: Settings) -> str | No
     return spec.project_id or obj.namespace_annotations.get(DEFAULT_PROJECT_ANNOTATION) or settings.default_project
 
 
+def authorise(obj: ObjectView, spec: Spec, project: str, settings: Settings, *, adopting: bool = False) -> str | None:
+    """The tenancy policy's word on everything this object asks the operator to do: None, or why not.
+
+    ``adopting``: the object is about to take over an unowned service, which its rule must allow as well.
+    """
+    return tenancy.check(
+        settings.tenancy,
+        namespace=obj.namespace,
+        namespace_labels=obj.namespace_labels,
+        refs=references.extract(spec, project),
+        operator_account=settings.operator_service_account,
+        adopting=adopting,
+    )
+
+
 def _failure_for(error: GoogleError) -> cond.Failure:
     if error.kind is Kind.PERMISSION:
         return cond.Failure("PermissionDenied", error.message, stalled=True)
@@ -170,14 +192,7 @@ async def reconcile(
             f"this object manages a service in project {pinned!r}; it now resolves to {project!r}. "
             "Projects are immutable: restore the namespace default or recreate the object",
         )
-    denied = tenancy.check(
-        settings.tenancy,
-        namespace=obj.namespace,
-        namespace_labels=obj.namespace_labels,
-        project=project,
-        region=spec.region,
-        members=[a.member for a in spec.iap.accessors],
-    )
+    denied = authorise(obj, spec, project, settings)
     if denied:
         return p.stall("PolicyDenied", denied)
 
@@ -249,11 +264,8 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
     claimed = ownership(observed)
     if claimed != owner.label:
         if claimed is None and spec.adoption is Adoption.IF_UNOWNED:
-            p.event(
-                "Normal",
-                "Adopting",
-                f"Taking over unowned Cloud Run service {ref.name} (adoption: IfUnowned)",
-            )
+            if not _may_adopt(p, spec, ref, observed):
+                return None
         else:
             holder = "another IapRunService or cluster" if claimed else "nobody (it was not created by this operator)"
             p.failure = cond.Failure(
@@ -297,6 +309,19 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
         p.progress = cond.Progress("Updating", f"Cloud Run reports {state or 'no state'} for {ref.name}")
         p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Pending", f"Cloud Run state {state or 'unknown'}"))
     return observed
+
+
+def _may_adopt(p: _Pass, spec: Spec, ref: ServiceRef, observed: Mapping[str, Any]) -> bool:
+    """Adopt an unowned service only where the rule allows it, or when this same owner abandoned it."""
+    if abandoned_by(observed) == p.obj.owner.label:
+        p.event("Normal", "Adopting", f"Taking back Cloud Run service {ref.name}, which this object abandoned")
+        return True
+    denied = authorise(p.obj, spec, ref.project, p.settings, adopting=True)
+    if denied:
+        p.failure = cond.Failure("PolicyDenied", denied, stalled=True)
+        return False
+    p.event("Normal", "Adopting", f"Taking over unowned Cloud Run service {ref.name} (adoption: IfUnowned)")
+    return True
 
 
 def _observe_service(p: _Pass, observed: Mapping[str, Any]) -> None:
@@ -476,15 +501,7 @@ def _declared_ref(obj: ObjectView, settings: Settings) -> ServiceRef | None:
     project = resolve_project(obj, spec, settings)
     if not project:
         return None
-    denied = tenancy.check(
-        settings.tenancy,
-        namespace=obj.namespace,
-        namespace_labels=obj.namespace_labels,
-        project=project,
-        region=spec.region,
-        members=[a.member for a in spec.iap.accessors],
-    )
-    return None if denied else ServiceRef(project, spec.region, spec.service_name)
+    return None if authorise(obj, spec, project, settings) else ServiceRef(project, spec.region, spec.service_name)
 
 
 async def finalize(obj: ObjectView, google: Google, settings: Settings, *, deleting_started: bool) -> Result:

@@ -7,13 +7,17 @@ Every knob has a default that is right for production on GKE; tests and the demo
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iaprun_operator.core.tenancy import TenancyPolicy
+from iaprun_operator.core.tenancy import TenancyPolicy, TenancyPolicyError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class Settings:
     watch_namespace: str | None = None
     """Watch only this namespace (None: cluster-wide)."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
+    """The platform's tenancy policy; empty allows nothing."""
+    operator_service_account: str | None = None
+    """The operator's own Google account, never allowed as a runtime identity (None: not known)."""
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     clock_offset: float = 0.0
     """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
@@ -72,17 +79,55 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+class SettingsError(ValueError):
+    """A setting cannot be used; the operator refuses to start and says which and why."""
+
+
 def _tenancy(env: Mapping[str, str]) -> TenancyPolicy:
     raw: Any = None
-    if path := env.get("IAPRUN_TENANCY_POLICY_FILE"):
-        raw = json.loads(Path(path).read_text() or "{}")
-    elif text := env.get("IAPRUN_TENANCY_POLICY"):
-        raw = json.loads(text)
-    return TenancyPolicy.from_dict(raw)
+    source = "IAPRUN_TENANCY_POLICY"
+    try:
+        if path := env.get("IAPRUN_TENANCY_POLICY_FILE"):
+            source = f"IAPRUN_TENANCY_POLICY_FILE ({path})"
+            raw = json.loads(Path(path).read_text() or "null")
+        elif text := env.get("IAPRUN_TENANCY_POLICY"):
+            raw = json.loads(text)
+        return TenancyPolicy.from_dict(raw)
+    except (OSError, ValueError) as error:  # JSONDecodeError and TenancyPolicyError are ValueErrors
+        kind = "invalid" if isinstance(error, TenancyPolicyError) else "unreadable"
+        raise SettingsError(f"{source}: {kind} tenancy policy: {error}") from None
+
+
+def _operator_account(env: Mapping[str, str]) -> str | None:
+    """The operator's own Google account: the setting, else what a credentials file says (best effort).
+
+    Only a credentials file named by GOOGLE_APPLICATION_CREDENTIALS is read (a service account key, an
+    impersonation or workload identity federation config): it names the account without a network call. The
+    metadata server (GKE Workload Identity) is not asked, so start-up never waits on it; the chart sets the
+    variable from the Kubernetes ServiceAccount's ``iam.gke.io/gcp-service-account`` annotation instead.
+    """
+    if explicit := env.get("IAPRUN_OPERATOR_SERVICE_ACCOUNT", "").strip():
+        return explicit.lower()
+    path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if env.get("IAPRUN_GOOGLE_API_ENDPOINT") or not path:
+        return None
+    try:
+        import google.auth
+
+        with warnings.catch_warnings():
+            # The generic loader warns about untrusted files; this is the file ADC itself loads at start-up.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            creds, _ = google.auth.load_credentials_from_file(path)  # type: ignore[no-untyped-call]
+        email = getattr(creds, "service_account_email", None)
+    except Exception as error:  # best effort: ADC itself reports a broken file when the clients are built
+        log.debug("The operator's account could not be read from %s: %s", path, error)
+        return None
+    return email.lower() if isinstance(email, str) and "@" in email else None
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings; unknown or malformed values fail at start-up, not at the first reconcile."""
+    """Read the settings; unknown or malformed values fail at start-up (``SettingsError`` for the tenancy
+    policy), not at the first reconcile."""
     env = os.environ if env is None else env
     quotas = QuotaSettings(
         run_writes_per_minute=_float(env, "IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", 60.0),
@@ -104,6 +149,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=int(_float(env, "IAPRUN_METRICS_PORT", 8080)),
         watch_namespace=env.get("IAPRUN_WATCH_NAMESPACE") or None,
         tenancy=_tenancy(env),
+        operator_service_account=_operator_account(env),
         quotas=quotas,
         clock_offset=_float(env, "IAPRUN_CLOCK_OFFSET_SECONDS", 0.0),
     )

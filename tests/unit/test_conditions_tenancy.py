@@ -1,8 +1,7 @@
-"""Conditions (kstatus rules) and the tenancy policy.
+"""Conditions (kstatus rules) and the status bookkeeping around them (the tenancy policy: test_tenancy.py).
 
 Conditions: Ready always present; Reconciling/Stalled only when True; lastTransitionTime kept while the
-status is unchanged; every condition carries the generation. Tenancy: no rules allow all; a rule must
-select the namespace and allow project, region and every accessor's domain.
+status is unchanged; every condition carries the generation.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from iaprun_operator.core import conditions as cond
-from iaprun_operator.core.tenancy import TenancyPolicy, check
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
 STEPS = [cond.Condition(t, True, "Ok") for t in cond.STEP_TYPES]
@@ -53,34 +51,6 @@ def test_pending_step_makes_ready_false_with_dependency_reason() -> None:
     steps = [*STEPS[:-1], cond.Condition(cond.ACCESSORS_SYNCED, False, "Pending", "not yet")]
     out = cond.render(cond.summarise(steps), [], generation=1, now=T0)
     assert out[0]["reason"] == "DependencyNotReady"
-
-
-POLICY = TenancyPolicy.from_dict(
-    {
-        "rules": [
-            {
-                "namespaces": ["team-a"],
-                "projects": ["team-a-*"],
-                "regions": ["asia-northeast1"],
-                "accessorDomains": ["example.com"],
-            },
-            {"namespaceSelector": {"matchLabels": {"tier": "platform"}}},
-        ]
-    }
-)
-
-
-def test_tenancy() -> None:
-    ok: dict = {"namespace": "team-a", "namespace_labels": {}, "project": "team-a-prod", "region": "asia-northeast1"}
-    assert check(TenancyPolicy(), **{**ok, "project": "anything"}, members=["user:x@evil.com"]) is None
-    assert check(POLICY, **ok, members=["user:a@example.com", "group:g@sub.example.com"]) is None
-    assert "project" in (check(POLICY, **{**ok, "project": "team-b-prod"}, members=[]) or "")
-    assert "region" in (check(POLICY, **{**ok, "region": "us-central1"}, members=[]) or "")
-    assert "domains" in (check(POLICY, **ok, members=["user:a@evil.com"]) or "")
-    assert "domains" in (check(POLICY, **ok, members=["principalSet://iam.googleapis.com/x"]) or "")
-    assert "no tenancy rule" in (check(POLICY, **{**ok, "namespace": "team-c"}, members=[]) or "")
-    platform = {**ok, "namespace": "infra", "project": "p", "namespace_labels": {"tier": "platform"}}
-    assert check(POLICY, **platform, members=[]) is None
 
 
 def test_status_changes_skip_what_the_object_already_shows() -> None:

@@ -27,6 +27,15 @@ def test_defaults() -> None:
     assert spec.iap.policy is AccessorsPolicy.AUTHORITATIVE
     assert spec.deletion_policy is DeletionPolicy.DELETE
     assert spec.adoption is Adoption.NEVER
+    assert spec.invoker_iam_disabled is False
+
+
+def test_invoker_iam_disabled_is_a_strict_boolean() -> None:
+    """Cloud Run's "allow public access" switch: only a real true turns it on, anything else is refused."""
+    assert parse_spec({**BASE, "invokerIamDisabled": True}, name="hello").invoker_iam_disabled is True
+    assert parse_spec({**BASE, "invokerIamDisabled": None}, name="hello").invoker_iam_disabled is False
+    with pytest.raises(InvalidSpecError, match=r"spec\.invokerIamDisabled: 'true' is not true or false"):
+        parse_spec({**BASE, "invokerIamDisabled": "true"}, name="hello")
 
 
 def test_enums_map_to_cloud_run_names() -> None:

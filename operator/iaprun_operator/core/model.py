@@ -94,6 +94,8 @@ class Spec:
     iap: IapSpec = IapSpec()
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adoption: Adoption = Adoption.NEVER
+    invoker_iam_disabled: bool = False
+    """Cloud Run's "allow public access" (service-level ``invokerIamDisabled``); the tenancy policy must allow it."""
 
 
 def normalise_member(member: str) -> str:
@@ -122,6 +124,15 @@ def _enum(value: Any, kind: type[Enum], where: str) -> Any:
     except ValueError:
         allowed = ", ".join(str(e.value) for e in kind)
         raise InvalidSpecError(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _flag(spec: Mapping[str, Any], key: str) -> bool:
+    value = spec.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidSpecError(f"spec.{key}: {value!r} is not true or false")
+    return value
 
 
 def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
@@ -215,4 +226,5 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
         iap=iap,
         deletion_policy=_enum(spec.get("deletionPolicy", "Delete"), DeletionPolicy, "spec.deletionPolicy"),
         adoption=_enum(spec.get("adoption", "Never"), Adoption, "spec.adoption"),
+        invoker_iam_disabled=_flag(spec, "invokerIamDisabled"),
     )

@@ -19,6 +19,9 @@ OWNER_ANNOTATION = "iaprun.dev/owner"
 # The object's deletion policy, stamped on the service so that an orphan (a service whose object is gone
 # without its finalizer having seen the service) is finished the way the object asked for.
 DELETION_POLICY_ANNOTATION = "iaprun.dev/deletion-policy"
+# Left on a service an object abandons: the owner label it had, so that same owner may take the service back
+# without an adoption rule. It never makes a service owned (only OWNER_LABEL does).
+ABANDONED_BY_ANNOTATION = "iaprun.dev/abandoned-by"
 RESERVED_LABEL_PREFIX = "iaprun"
 
 

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from iaprun_operator.core.model import Spec
-from iaprun_operator.core.names import DELETION_POLICY_ANNOTATION, OWNER_ANNOTATION, OWNER_LABEL, Owner
+from iaprun_operator.core.names import (
+    ABANDONED_BY_ANNOTATION,
+    DELETION_POLICY_ANNOTATION,
+    OWNER_ANNOTATION,
+    OWNER_LABEL,
+    Owner,
+)
 
 # Label keys that Google itself may put on a service; the operator never removes them.
 _SYSTEM_LABEL_PREFIXES = ("goog-", "cloud.googleapis.com", "run.googleapis.com")
@@ -49,7 +55,7 @@ def desired_labels(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] 
     return labels
 
 
-_OPERATOR_ANNOTATIONS = (OWNER_ANNOTATION, DELETION_POLICY_ANNOTATION)
+_OPERATOR_ANNOTATIONS = (OWNER_ANNOTATION, DELETION_POLICY_ANNOTATION, ABANDONED_BY_ANNOTATION)
 
 
 def desired_annotations(spec: Spec, owner: Owner | None, observed: Mapping[str, Any] | None) -> dict[str, str]:
@@ -176,7 +182,16 @@ def plan_update(
 
 
 def without_owner(observed: Mapping[str, Any]) -> dict[str, Any]:
-    """Labels and annotations of an abandoned service: the operator's marks removed, nothing else."""
+    """Labels and annotations of an abandoned service: the operator's marks removed, and the owner label it
+    had left as ``iaprun.dev/abandoned-by`` (so that owner, and only it, may take the service back)."""
     labels = {k: v for k, v in (observed.get("labels") or {}).items() if k != OWNER_LABEL}
     annotations = {k: v for k, v in (observed.get("annotations") or {}).items() if k not in _OPERATOR_ANNOTATIONS}
+    if owner := ownership(observed):
+        annotations[ABANDONED_BY_ANNOTATION] = owner
     return {"labels": labels, "annotations": annotations}
+
+
+def abandoned_by(service: Mapping[str, Any]) -> str | None:
+    """The owner label of the object that abandoned ``service``, if one did."""
+    value = (service.get("annotations") or {}).get(ABANDONED_BY_ANNOTATION)
+    return str(value) if value else None

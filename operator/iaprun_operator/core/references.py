@@ -1,0 +1,99 @@
+"""Every power an IapRunService asks the operator to use on its behalf, read out of a parsed spec.
+
+The operator's Google account can do far more than any one tenant may: create services in every tenant
+project, run revisions as many service accounts, read their secrets, pull any image. Whatever a spec names
+that the operator would use with that authority is a *delegated reference*, and the tenancy policy must see
+each one before any Google call. Keeping the extraction in one place means a new spec field that names a
+Google resource (a VPC connector, a Cloud SQL instance, a KMS key) is added here and so cannot bypass the
+policy by being forgotten in one of its callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iaprun_operator.core.model import PublicInvokerPolicy, Spec
+
+
+@dataclass(frozen=True)
+class LiteralEnv:
+    """An env entry whose value is written in the spec itself (``value:``), not a Secret Manager reference."""
+
+    container: str
+    """The container's name, or ``containers[i]`` when it has none."""
+    name: str
+
+
+@dataclass(frozen=True)
+class References:
+    """What one spec asks for, in the order the tenancy policy judges it."""
+
+    project: str | None
+    """The resolved project (None only where nobody names one; the operator always has one)."""
+    region: str
+    service_name: str
+    service_account: str | None
+    """The runtime identity (``template.serviceAccount``); None means the project's default compute account."""
+    secret_projects: tuple[str, ...]
+    """Projects of every Secret Manager secret referenced (env, then volumes), in spec order, each once."""
+    images: tuple[str, ...]
+    accessors: tuple[str, ...]
+    iap_enabled: bool
+    public_invoker_bindings: bool
+    """``publicInvokerBindings: Report``: public invoker bindings are kept."""
+    invoker_iam_disabled: bool
+    literal_env: tuple[LiteralEnv, ...]
+
+
+def secret_project(secret: str, service_project: str | None) -> str | None:
+    """``projects/P/secrets/S`` names project P; a bare secret name means the service's own project."""
+    parts = secret.split("/")
+    if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "secrets":
+        return parts[1]
+    return service_project
+
+
+def _containers(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for index, container in enumerate(template.get("containers") or ()):
+        yield str(container.get("name") or f"containers[{index}]"), container
+
+
+def _secret_names(template: Mapping[str, Any]) -> Iterator[str]:
+    for _, container in _containers(template):
+        for var in container.get("env") or ():
+            ref = ((var.get("valueSource") or var.get("valueFrom") or {}).get("secretKeyRef") or {}).get("secret")
+            if ref:
+                yield str(ref)
+    for volume in template.get("volumes") or ():
+        ref = (volume.get("secret") or {}).get("secret")
+        if ref:
+            yield str(ref)
+
+
+def _literal_env(template: Mapping[str, Any]) -> Iterator[LiteralEnv]:
+    for label, container in _containers(template):
+        for var in container.get("env") or ():
+            if "value" in var:
+                yield LiteralEnv(container=label, name=str(var.get("name", "")))
+
+
+def extract(spec: Spec, project: str | None) -> References:
+    """The delegated references of ``spec`` whose service lives in ``project``."""
+    template = spec.template
+    secrets = (secret_project(name, project) for name in _secret_names(template))
+    account = str(template.get("serviceAccount") or "") or None
+    return References(
+        project=project,
+        region=spec.region,
+        service_name=spec.service_name,
+        service_account=account,
+        secret_projects=tuple(dict.fromkeys(p for p in secrets if p is not None)),
+        images=tuple(dict.fromkeys(str(c.get("image", "")) for _, c in _containers(template))),
+        accessors=tuple(a.member for a in spec.iap.accessors),
+        iap_enabled=spec.iap.enabled,
+        public_invoker_bindings=spec.iap.public_invoker is PublicInvokerPolicy.REPORT,
+        invoker_iam_disabled=spec.invoker_iam_disabled,
+        literal_env=tuple(_literal_env(template)),
+    )
