@@ -76,7 +76,8 @@ DEFINITIONS: dict[str, Schema] = {
             "regions": _globs("Cloud Run regions."),
             "serviceNames": _globs("Cloud Run service names the selected namespaces may create or manage."),
             "serviceAccounts": _globs(
-                "Runtime identities (spec.template.serviceAccount); never the operator's own account."
+                "Runtime identities (spec.template.serviceAccount), compared case-insensitively; never the "
+                "operator's own account."
             ),
             "allowDefaultServiceAccount": {
                 **_FLAG,
@@ -102,9 +103,11 @@ DEFINITIONS: dict[str, Schema] = {
                 "description": "IAM member kinds accessors may have. Omitted: user, group, serviceAccount; "
                 "domain, principal and principalSet must be listed.",
             },
-            "accessorDomains": _globs(
-                "Domains of user, group, serviceAccount and domain accessors (a domain also allows its subdomains)."
-            ),
+            "accessorDomains": {
+                **_GLOBS,
+                "description": "Domains of user, group, serviceAccount and domain accessors: each domain exactly "
+                "(not a glob) and its subdomains, case-insensitive; `*`: any; omitted or empty: none.",
+            },
             "allowIapDisabled": {**_FLAG, "description": "May spec.iap.enabled be false."},
             "allowPublicInvokerBindings": {
                 **_FLAG,

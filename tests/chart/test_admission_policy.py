@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 from chart.conftest import CHART, Manifest
+from iaprun_operator.core import references, tenancy
+from iaprun_operator.core.model import parse_spec
 from integration.harness import REPO, wait_for
 from testworld.fixtures import Runner
 
@@ -46,12 +48,19 @@ class Policy:
     label: str
     objects: list[Manifest]
 
+    @property
+    def params(self) -> dict[str, str]:
+        (config_map,) = [o for o in self.objects if o["kind"] == "ConfigMap"]
+        data: dict[str, str] = config_map["data"]
+        return data
+
 
 @dataclass
 class World:
     kubectl: Runner
     namespaces: dict[str, str]  # role in the test -> namespace name ("ops": the release's, with the params)
     policies: list[Policy]
+    layout: dict[str, tuple[Policy, dict[str, str], dict[str, str]]]  # role -> policy, labels, annotations
 
     def ns(self, role: str) -> str:
         return self.namespaces[role]
@@ -66,6 +75,20 @@ class World:
 
     def apply(self, role: str, body: Manifest) -> subprocess.CompletedProcess[str]:
         return self.as_tenant(role, "apply", "-f", "-", body=body)
+
+    def operator_says(self, role: str, body: Manifest) -> str | None:
+        """The operator's own check of ``body`` in namespace ``role``, under the policy file of the same release
+        (the project as admission sees it: spec, else the namespace's annotation)."""
+        policy, labels, annotations = self.layout[role]
+        spec = parse_spec(body["spec"], name=body["metadata"]["name"])
+        project = body["spec"].get("projectID") or annotations.get("iaprun.dev/default-project")
+        return tenancy.check(
+            tenancy.TenancyPolicy.from_dict(json.loads(policy.params["policy.json"])),
+            namespace=self.ns(role),
+            namespace_labels={ADMISSION_LABEL: policy.label, **labels},
+            refs=references.extract(spec, project),
+            operator_account=policy.params["operatorServiceAccount"] or None,
+        )
 
 
 def refusal(proc: subprocess.CompletedProcess[str]) -> str:
@@ -237,7 +260,9 @@ def world(kubectl: Runner, helm_offline: Helm) -> Iterator[World]:
             timeout=60,
             what="the edit role aggregating the chart's IapRunService rights",
         )
-        yield World(kubectl=kubectl, namespaces={**namespaces, "ops": ops}, policies=[multi, single, empty])
+        yield World(
+            kubectl=kubectl, namespaces={**namespaces, "ops": ops}, policies=[multi, single, empty], layout=layout
+        )
     finally:
         for policy in (multi, single, empty):
             for obj in policy.objects:
@@ -405,10 +430,11 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
 
 @pytest.mark.parametrize(("role", "body", "expected"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
 def test_tenant_is_refused_with_the_operators_message(world: World, role: str, body: Manifest, expected: str) -> None:
-    """Applied as the namespace's tenant, the hostile manifest is refused at admission, and the refusal is the
-    operator's own message, word for word."""
+    """Applied as the namespace's tenant, the hostile manifest is refused at admission with the agreed words, and
+    the operator's own check of the same object under the same release's policy file says exactly the same."""
     message = refusal(world.apply(role, body))
     assert message == expected.format(ns=world.ns(role))
+    assert world.operator_says(role, body) == message
 
 
 def test_every_selecting_rule_reports_its_first_reason(world: World) -> None:
@@ -418,6 +444,26 @@ def test_every_selecting_rule_reports_its_first_reason(world: World) -> None:
     body["spec"]["template"]["containers"][0]["image"] = "docker.io/library/nginx"
     body["spec"]["iap"]["accessors"] = [{"member": "domain:evil.test"}]
     assert refusal(world.apply("team-a", body)) == 'rule "team-a" does not allow project "team-b-prod"'
+    assert world.operator_says("team-a", body) == 'rule "team-a" does not allow project "team-b-prod"'
+
+
+def test_every_accessor_kind_is_judged_before_any_domain(world: World) -> None:
+    """An accessor with a refused domain listed before one of a refused kind: the kind is reported (the operator's
+    order: every accessor's kind, then every accessor's domain)."""
+    body = _with(_set("spec.iap.accessors", [{"member": "user:eve@evil.test"}, {"member": "domain:example.com"}]))
+    expected = 'rule "team-a" does not allow accessor "domain:example.com" (member kind "domain")'
+    assert refusal(world.apply("team-a", body)) == expected == world.operator_says("team-a", body)
+
+
+def test_unnamed_container_is_named_by_its_index(world: World) -> None:
+    """A literal env value in a container without a name: the message names it containers[i], as the operator."""
+    body = team_a()
+    second = {"image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/side:1", "env": [{"name": "X", "value": "1"}]}
+    body["spec"]["template"]["containers"].append(second)
+    expected = (
+        'rule "team-a" allows only Secret Manager references in env (container "containers[1]" sets "X" literally)'
+    )
+    assert refusal(world.apply("team-a", body)) == expected == world.operator_says("team-a", body)
 
 
 @pytest.mark.parametrize(
@@ -433,6 +479,7 @@ def test_every_selecting_rule_reports_its_first_reason(world: World) -> None:
 def test_allowed_manifest_is_admitted(world: World, role: str, body: Manifest) -> None:
     """What the rule allows is admitted as the tenant (no project anywhere: the operator checks its default);
     the object is removed again (no operator runs here, so no finalizer holds it)."""
+    assert world.operator_says(role, body) is None
     created = world.apply(role, body)
     assert created.returncode == 0, created.stderr
     world.as_tenant(role, "delete", "iaprunservice", body["metadata"]["name"])

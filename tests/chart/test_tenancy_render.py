@@ -68,21 +68,34 @@ def test_glob_regexes_match_exactly_what_fnmatchcase_matches(
 
 
 def test_domains_match_the_domain_and_its_subdomains_case_insensitively(render: Render) -> None:
-    """accessorDomains: a listed domain and its subdomains; the chart lower-cases them (the policy lower-cases the
-    member's domain), and the empty list allows no domain."""
-    params = _params(render(*_rules({"name": "r", "namespaces": ["x"], "accessorDomains": ["Example.com", "*.corp"]})))
+    """accessorDomains, as the operator reads them: a listed domain (literally, not a glob) and its subdomains,
+    lower-cased by the chart (the policy lower-cases the member's domain); `*` is any domain; the empty list
+    allows none."""
+    params = _params(
+        render(*_rules({"name": "r", "namespaces": ["x"], "accessorDomains": ["Example.com", "x?y.test"]}))
+    )
     regex = params["rule.0.accessorDomains"]
     for domain, allowed in [
         ("example.com", True),
         ("eng.example.com", True),
         ("badexample.com", False),
         ("example.com.evil", False),
-        ("a.corp", True),
-        ("x.a.corp", True),
-        ("corp", False),
+        ("exampleXcom", False),
+        ("x?y.test", True),
+        ("xay.test", False),
     ]:
         assert _matches(regex, domain) == allowed, domain
+    anything = _params(render(*_rules({"name": "r", "namespaces": ["x"], "accessorDomains": ["example.com", "*"]})))
+    assert _matches(anything["rule.0.accessorDomains"], "evil.test")
     assert _params(render(*_rules({"name": "r", "namespaces": ["x"]})))["rule.0.accessorDomains"] == NOTHING
+
+
+def test_service_accounts_compare_case_insensitively(render: Render) -> None:
+    """Emails are case-insensitive: the chart lower-cases serviceAccounts globs (the policy lower-cases the
+    runtime account before matching)."""
+    rule = {"name": "r", "namespaces": ["x"], "serviceAccounts": ["Web-*@Team-A.iam.gserviceaccount.com"]}
+    regex = _params(render(*_rules(rule)))["rule.0.serviceAccounts"]
+    assert _matches(regex, "web-1@team-a.iam.gserviceaccount.com")
 
 
 def test_policy_file_and_params_come_from_the_same_values(render: Render) -> None:
@@ -185,8 +198,12 @@ def test_watch_namespace_confines_the_binding(render: Render) -> None:
             'two rules are named "a"',
         ),
         (_rules({"name": "a", "projects": ["p"]}), 'tenancy.rules[0] ("a") sets neither namespaces nor'),
+        (
+            _rules({"name": "a", "namespaces": ["a"], "namespaceSelector": {"matchLabels": {}}}),
+            "namespaceSelector needs at least one matchLabels entry",
+        ),
     ],
-    ids=["single-tenant-with-rules", "unnamed-rule", "duplicate-names", "rule-selecting-nothing"],
+    ids=["single-tenant-with-rules", "unnamed-rule", "duplicate-names", "rule-selecting-nothing", "empty-selector"],
 )
 def test_contradictory_tenancy_values_fail_with_a_message(render: Render, args: list[str], message: str) -> None:
     """Values the two enforcers could read differently, or that cannot mean what was meant, fail the render (in

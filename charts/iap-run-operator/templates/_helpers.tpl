@@ -120,9 +120,12 @@ rules: {{ join "," $indexes | quote }}
 {{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
 {{- end }}
 {{ $key }}labels: {{ join "," $labels | quote }}
-{{- range $field := list "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" }}
+{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" }}
 {{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
 {{- end }}
+{{- $accounts := list }}
+{{- range $rule.serviceAccounts | default list }}{{ $accounts = append $accounts (lower .) }}{{ end }}
+{{ $key }}serviceAccounts: {{ include "iap-run-operator.globRegex" $accounts | quote }}
 {{- $kinds := list "user" "group" "serviceAccount" }}
 {{- if hasKey $rule "accessorMemberKinds" }}{{ $kinds = $rule.accessorMemberKinds | default list }}{{ end }}
 {{ $key }}accessorMemberKinds: {{ include "iap-run-operator.globRegex" $kinds | quote }}
@@ -136,11 +139,17 @@ rules: {{ join "," $indexes | quote }}
 {{- end }}
 {{- end }}
 
-{{/* Domains as one regex: a listed domain (a glob) or any subdomain of it; empty matches nothing. */}}
+{{/*
+Domains as one regex: a listed domain (taken literally, not as a glob) or any subdomain of it; "*" is any
+domain; the empty list matches nothing.
+*/}}
 {{- define "iap-run-operator.domainRegex" -}}
-{{- if . }}
-{{- $inner := include "iap-run-operator.globRegex" . | trimPrefix "^(?s:" | trimSuffix ")$" }}
-{{- printf "^(?s:(?:.*\\.)?(?:%s))$" $inner }}
+{{- if has "*" . }}
+{{- include "iap-run-operator.globRegex" (list "*") }}
+{{- else if . }}
+{{- $quoted := list }}
+{{- range . }}{{ $quoted = append $quoted (regexQuoteMeta .) }}{{ end }}
+{{- printf "^(?s:(?:.*\\.)?(?:%s))$" (join "|" $quoted) }}
 {{- else }}
 {{- include "iap-run-operator.globRegex" list }}
 {{- end }}
@@ -183,6 +192,9 @@ Contradictory values fail the render with a message that names them. Included on
 {{- fail (printf "tenancy.rules: two rules are named %q: a denial must say which rule gave it" $rule.name) }}
 {{- end }}
 {{- $_ := set $names $rule.name true }}
+{{- if and (hasKey $rule "namespaceSelector") (not ($rule.namespaceSelector | default dict).matchLabels) }}
+{{- fail (printf "tenancy.rules[%d] (%q): namespaceSelector needs at least one matchLabels entry (namespaces: [\"*\"] selects every namespace)" $i $rule.name) }}
+{{- end }}
 {{- if and (not $rule.namespaces) (not ($rule.namespaceSelector | default dict).matchLabels) }}
 {{- fail (printf "tenancy.rules[%d] (%q) sets neither namespaces nor namespaceSelector.matchLabels, so it selects no namespace" $i $rule.name) }}
 {{- end }}
