@@ -45,4 +45,5 @@ def test_an_empty_policy_denies_everything_before_any_google_call(
     )
     assert [r for r in emu.requests(since=since) if svc in json.dumps([r["path"], r.get("query"), r.get("body")])] == []
     log = [json.loads(line) for line in operator.log_path.read_text().splitlines() if line.startswith("{")]
-    assert any("nothing is allowed" in e.get("message", "") and e.get("levelname", e.get("severity")) for e in log)
+    warned = [e for e in log if e.get("message", "").startswith("tenancy policy is empty: nothing is allowed")]
+    assert [e["severity"] for e in warned] == ["warn"]
