@@ -118,7 +118,8 @@ def main() -> int:
             kubeconfig=kubeconfig,
             google_endpoint=emulator.base_url,
             log_dir=workdir,
-            env={"IAPRUN_TIMER_TICK_SECONDS": "10"},
+            # One team on a local cluster: the single-tenant policy (everything but public access is allowed).
+            env={"IAPRUN_TIMER_TICK_SECONDS": "10", "IAPRUN_TENANCY_POLICY": json.dumps({"singleTenant": True})},
         )
         stack.enter_context(started(f"Starting the operator (log: {operator.log_path})", operator.start, operator.stop))
         step("Applying examples/hello.yaml (hello image, IAP on, one group and one user as accessors)")

@@ -67,6 +67,7 @@ def test_spec_prunes_unknown_fields() -> None:
     ("path", "default", "enum"),
     [
         ("spec.ingress", "All", ["All", "InternalOnly", "InternalAndCloudLoadBalancing"]),
+        ("spec.invokerIamDisabled", False, None),
         ("spec.iap.enabled", True, None),
         ("spec.iap.accessorsPolicy", "Authoritative", ["Authoritative", "Additive"]),
         ("spec.iap.publicInvokerBindings", "Remove", ["Remove", "Report"]),

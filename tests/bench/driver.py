@@ -39,7 +39,7 @@ from typing import Any
 
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
-from integration.harness import REPO, OperatorProcess, wait_for
+from integration.harness import REPO, OperatorProcess, open_rule, wait_for
 from testworld.cluster import ControlPlane
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
@@ -443,6 +443,8 @@ class Bench:
             "IAPRUN_TIMER_TICK_SECONDS": str(self.sizes.timer_tick),
             "IAPRUN_DRIFT_INTERVAL_SECONDS": "3600",
             "IAPRUN_CLUSTER_ID": "bench-cluster",
+            # Deny by default: the bench's namespaces (labelled iaprun.test/bench) get one open rule.
+            "IAPRUN_TENANCY_POLICY": json.dumps({"rules": [open_rule("bench", {"iaprun.test/bench": "true"})]}),
             **({"PYTHONPATH": self.sizes.operator_src} if self.sizes.operator_src else {}),
             **env,
         }

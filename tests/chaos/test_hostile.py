@@ -23,24 +23,40 @@ from hypothesis import strategies as st
 from chaos.conftest import FULL
 from chaos.world import IMAGE, REGION, ChaosWorld, Figures, condition, is_ready, stalled_reason
 from gcpemu.admin import AdminClient
-from integration.harness import wait_for
+from integration.harness import open_rule, wait_for
 
 pytestmark = pytest.mark.integration
 FigureMaker = Callable[[str, int], Figures]
 
+# Tenants a and b: their own project, region and accessor domain; everything else a tenant might use stays open,
+# so what is refused here is what these attacks aim at.
+TENANT = {
+    "serviceNames": ["*"],
+    "serviceAccounts": ["*"],
+    "allowDefaultServiceAccount": True,
+    "secretProjects": ["*"],
+    "images": ["*"],
+    "allowIapDisabled": True,
+    "allowPublicInvokerBindings": True,
+}
 TENANCY = {
     "rules": [
-        {"namespaceSelector": {"matchLabels": {"iaprun.test/owned": "true"}}},
+        open_rule("chaos", {"iaprun.test/owned": "true"}),
         {
+            "name": "tenant-a",
             "namespaceSelector": {"matchLabels": {"chaos.iaprun.dev/tenant": "a"}},
             "projects": ["test-project"],
             "regions": [REGION],
             "accessorDomains": ["example.com"],
+            **TENANT,
         },
         {
+            "name": "tenant-b",
             "namespaceSelector": {"matchLabels": {"chaos.iaprun.dev/tenant": "b"}},
             "projects": ["other-project"],
+            "regions": ["*"],
             "accessorDomains": ["example.org"],
+            **TENANT,
         },
     ]
 }

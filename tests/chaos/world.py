@@ -20,7 +20,7 @@ from typing import Any
 
 from chaos import invariants
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, wait_for
+from integration.harness import OperatorProcess, open_rule, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -29,6 +29,8 @@ CLUSTER_ID = "chaos-cluster"
 DEFAULT_PROJECT = "demo-project"
 REGION = "asia-northeast1"
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
+# The tenancy policy of every chaos operator unless a scenario sets its own: the test label opens a namespace.
+TENANCY = {"rules": [open_rule("chaos", {"iaprun.test/owned": "true"})]}
 FINALIZER = "iaprun.dev/finalizer"
 ERROR_LINE = re.compile(r"failed with an exception|Traceback \(most recent call last\)")
 
@@ -109,6 +111,7 @@ class ChaosWorld:
             "IAPRUN_QUOTA_CRM_PER_MINUTE": "100000",
             # The orphan sweep runs through every scenario (its default is 10 minutes, longer than a scenario).
             "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "10",
+            "IAPRUN_TENANCY_POLICY": json.dumps(TENANCY),
             **self.operator_env,
             **env,
         }

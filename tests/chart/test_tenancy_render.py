@@ -138,6 +138,13 @@ def test_single_tenant_is_one_rule_that_still_refuses_public_access(render: Rend
     assert data["rule.0.images"] == "^(?s:.*)$"
 
 
+def test_single_tenant_rule_comes_first_and_rules_may_add_to_it(render: Render) -> None:
+    """singleTenant with rules: the implicit rule first, then the listed ones (the operator's order)."""
+    data = _params(render("--set", "tenancy.singleTenant=true", *_rules({"name": "public", "namespaces": ["web"]})))
+    assert data["rules"] == "0,1"
+    assert (data["rule.0.name"], data["rule.1.name"]) == ("singleTenant", "public")
+
+
 def test_operator_account_comes_from_the_workload_identity_annotation(render: Render) -> None:
     """Without tenancy.operatorServiceAccount the Workload Identity annotation names the operator's account, for
     the operator (IAPRUN_OPERATOR_SERVICE_ACCOUNT) and for the admission policy alike."""
@@ -189,8 +196,8 @@ def test_watch_namespace_confines_the_binding(render: Render) -> None:
     ("args", "message"),
     [
         (
-            ["--set", "tenancy.singleTenant=true", *_rules({"name": "a", "namespaces": ["a"]})],
-            "tenancy.singleTenant=true contradicts tenancy.rules",
+            ["--set", "tenancy.singleTenant=true", *_rules({"name": "singleTenant", "namespaces": ["a"]})],
+            'two rules are named "singleTenant"',
         ),
         (_rules({"namespaces": ["a"]}), "tenancy.rules[0] has no name"),
         (
@@ -203,7 +210,7 @@ def test_watch_namespace_confines_the_binding(render: Render) -> None:
             "namespaceSelector needs at least one matchLabels entry",
         ),
     ],
-    ids=["single-tenant-with-rules", "unnamed-rule", "duplicate-names", "rule-selecting-nothing", "empty-selector"],
+    ids=["single-tenant-name-taken", "unnamed-rule", "duplicate-names", "rule-selecting-nothing", "empty-selector"],
 )
 def test_contradictory_tenancy_values_fail_with_a_message(render: Render, args: list[str], message: str) -> None:
     """Values the two enforcers could read differently, or that cannot mean what was meant, fail the render (in

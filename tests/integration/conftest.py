@@ -16,7 +16,7 @@ import pytest
 
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
-from integration.harness import REPO, OperatorProcess
+from integration.harness import REPO, OperatorProcess, open_rule
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -48,29 +48,56 @@ def crd(kubectl: Runner) -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/iaprunservices.iaprun.dev")
 
 
-# Test namespaces carry iaprun.test/owned=true (testworld's namespace fixture) and may use anything; a
-# namespace labelled as tenant "a" gets the restricted rule, to test the tenancy policy.
+# Test namespaces carry iaprun.test/owned=true (testworld's namespace fixture) and may use anything but public
+# access; one also labelled iaprun.test/public-access=true may use that too. A namespace labelled as tenant "a"
+# gets a restricted rule, to test each delegated power (test_tenancy.py); tenant "b" is stricter still.
+TENANT_A = {
+    "name": "tenant-a",
+    "namespaceSelector": {"matchLabels": {"iaprun.test/tenant": "a"}},
+    "projects": ["test-project"],
+    "regions": ["asia-northeast1"],
+    "serviceNames": ["svc-*"],
+    "serviceAccounts": ["*@test-project.iam.gserviceaccount.com"],
+    "allowDefaultServiceAccount": True,
+    "secretProjects": ["test-project"],
+    "images": ["us-docker.pkg.dev/cloudrun/container/*"],
+    "adoptServiceNames": ["svc-adoptable-*"],
+    "accessorDomains": ["example.com"],
+}
 TENANCY = {
     "rules": [
-        {"namespaceSelector": {"matchLabels": {"iaprun.test/owned": "true"}}},
+        open_rule("tests", {"iaprun.test/owned": "true"}),
+        open_rule("tests-public", {"iaprun.test/public-access": "true"}, allowPublicAccess=True),
+        TENANT_A,
         {
-            "namespaceSelector": {"matchLabels": {"iaprun.test/tenant": "a"}},
-            "projects": ["test-project"],
-            "regions": ["asia-northeast1"],
-            "accessorDomains": ["example.com"],
+            **TENANT_A,
+            "name": "tenant-b",
+            "namespaceSelector": {"matchLabels": {"iaprun.test/tenant": "b"}},
+            "allowDefaultServiceAccount": False,
+            "envValues": "SecretsOnly",
         },
     ]
 }
 
 
-@pytest.fixture
-def tenant_namespace(kubectl: Runner) -> Iterator[str]:
-    """A namespace that only the restricted tenancy rule selects."""
-    name = f"tenant-a-{uuid.uuid4().hex[:6]}"
+def _tenant(kubectl: Runner, tenant: str) -> Iterator[str]:
+    name = f"tenant-{tenant}-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, "iaprun.test/tenant=a")
+    kubectl("label", "namespace", name, f"iaprun.test/tenant={tenant}")
     yield name
     kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def tenant_namespace(kubectl: Runner) -> Iterator[str]:
+    """A namespace that only the restricted tenancy rule "tenant-a" selects."""
+    yield from _tenant(kubectl, "a")
+
+
+@pytest.fixture
+def strict_namespace(kubectl: Runner) -> Iterator[str]:
+    """A namespace that only "tenant-b" selects: tenant-a without the default compute account or literal env."""
+    yield from _tenant(kubectl, "b")
 
 
 @contextlib.contextmanager

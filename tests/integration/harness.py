@@ -20,6 +20,29 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 KIND = "iaprunservices.iaprun.dev"
+OPERATOR_ACCOUNT = "iaprun-operator@platform-project.iam.gserviceaccount.com"
+"""The operator's own Google account in the test world (IAPRUN_OPERATOR_SERVICE_ACCOUNT of every test operator)."""
+
+
+def open_rule(name: str, match_labels: Mapping[str, str], **overrides: Any) -> dict[str, Any]:
+    """A tenancy rule (policy v2) selecting namespaces with ``match_labels`` and allowing everything the test
+    world uses (any project, region, name, image, runtime or default account, secret project, accessor,
+    adoption, IAP off, Report) except public access; ``overrides`` narrow or widen it."""
+    return {
+        "name": name,
+        "namespaceSelector": {"matchLabels": dict(match_labels)},
+        **{key: ["*"] for key in ("projects", "regions", "serviceNames", "serviceAccounts", "secretProjects")},
+        "images": ["*"],
+        "adoptServiceNames": ["*"],
+        "allowDefaultServiceAccount": True,
+        "accessorMemberKinds": ["user", "group", "serviceAccount", "domain", "principal", "principalSet"],
+        "accessorDomains": ["*"],
+        "allowIapDisabled": True,
+        "allowPublicInvokerBindings": True,
+        "allowPublicAccess": False,
+        "envValues": "Any",
+        **overrides,
+    }
 
 
 def free_port() -> int:
@@ -59,6 +82,7 @@ class OperatorProcess:
             "IAPRUN_METRICS_PORT": "0",
             "IAPRUN_TIMER_TICK_SECONDS": "1",
             "IAPRUN_CLUSTER_ID": "test-cluster",
+            "IAPRUN_OPERATOR_SERVICE_ACCOUNT": OPERATOR_ACCOUNT,
             "PYTHONPATH": str(REPO / "operator"),
             **self.extra_env,
         }
@@ -144,14 +168,17 @@ def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
-def create_marked_service(
-    emulator_url: str, project: str, region: str, service: str, readable: str, *, policy: str | None, label: str = ""
+def create_service(
+    emulator_url: str,
+    project: str,
+    region: str,
+    service: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> None:
-    """A service carrying ownership marks for ``readable`` (``<cluster>/<namespace>/<name>``) and, if given, the
-    deletion-policy stamp, made out of band with the official client. The marks are computed here, not by the
-    operator's helpers, so a bug there cannot hide itself."""
-    import hashlib
-
+    """A service deployed out of band (IAP on, the hello image), as ``gcloud run deploy --iap`` or Terraform would
+    leave it, with the official run_v2 client; waited for."""
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import run_v2
@@ -161,16 +188,28 @@ def create_marked_service(
         transport="rest",
         client_options=ClientOptions(api_endpoint=emulator_url),
     )
-    annotations = {"iaprun.dev/owner": readable}
-    if policy is not None:
-        annotations["iaprun.dev/deletion-policy"] = policy
     body = run_v2.Service(
         iap_enabled=True,
-        labels={"iaprun-owner": label or hashlib.sha256(readable.encode()).hexdigest()[:16], "team": "a"},
-        annotations=annotations,
+        labels=dict(labels or {}),
+        annotations=dict(annotations or {}),
         template=run_v2.RevisionTemplate(
             containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
         ),
     )
     operation = client.create_service(parent=f"projects/{project}/locations/{region}", service=body, service_id=service)
     operation.result(timeout=30)
+
+
+def create_marked_service(
+    emulator_url: str, project: str, region: str, service: str, readable: str, *, policy: str | None, label: str = ""
+) -> None:
+    """A service carrying ownership marks for ``readable`` (``<cluster>/<namespace>/<name>``) and, if given, the
+    deletion-policy stamp, made out of band with the official client. The marks are computed here, not by the
+    operator's helpers, so a bug there cannot hide itself."""
+    import hashlib
+
+    annotations = {"iaprun.dev/owner": readable}
+    if policy is not None:
+        annotations["iaprun.dev/deletion-policy"] = policy
+    labels = {"iaprun-owner": label or hashlib.sha256(readable.encode()).hexdigest()[:16], "team": "a"}
+    create_service(emulator_url, project, region, service, labels=labels, annotations=annotations)

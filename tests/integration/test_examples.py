@@ -25,12 +25,9 @@ from typing import Any
 
 import pytest
 import yaml
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import run_v2
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, kubectl_json, wait_for
+from integration.harness import REPO, OperatorProcess, apply, create_service, kubectl_json, wait_for
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -62,24 +59,6 @@ def policies(emu: AdminClient, project: str, region: str, service: str) -> tuple
 
 def events(kubectl: Runner, namespace: str, name: str) -> str:
     return kubectl("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}").stdout
-
-
-def create_unowned_service(emulator_url: str, project: str, region: str, service: str) -> None:
-    """A service deployed by hand (IAP on, no ownership marks), with the official client, waited for."""
-    client = run_v2.ServicesClient(
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        transport="rest",
-        client_options=ClientOptions(api_endpoint=emulator_url),
-    )
-    body = run_v2.Service(
-        iap_enabled=True,
-        labels={"team": "finance"},
-        template=run_v2.RevisionTemplate(
-            containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
-        ),
-    )
-    operation = client.create_service(parent=f"projects/{project}/locations/{region}", service=body, service_id=service)
-    operation.result(timeout=30)
 
 
 def test_every_example_is_covered() -> None:
@@ -169,7 +148,7 @@ def test_example_reconciles_until_ready(
         body["metadata"].setdefault("annotations", {})["iaprun.dev/drift-interval"] = "2"
     if example.stem == "adopt-existing":
         assert spec["adoption"] == "IfUnowned"
-        create_unowned_service(emulator_url, project, region, service_name)
+        create_service(emulator_url, project, region, service_name, labels={"team": "finance"})
 
     apply(kubectl, namespace, body)
     kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=90s")

@@ -80,17 +80,17 @@ Character classes are refused by the values schema and by "validate" below. An e
 {{- end }}
 
 {{/*
-The rules both enforcers apply, as a list of dicts: tenancy.rules, or with singleTenant the one implicit rule
-(every namespace and everything, except public access; the operator's own account is refused before rules).
+The rules both enforcers apply, in the operator's order, as a JSON list: with singleTenant first its one
+implicit rule (every namespace and everything, except public access; the operator's own account is refused
+before any rule), then tenancy.rules (which may add what the implicit rule lacks).
 */}}
 {{- define "iap-run-operator.effectiveRules" -}}
+{{- $rules := list }}
 {{- if .Values.tenancy.singleTenant }}
 {{- $any := list "*" }}
-{{- $rule := dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any" }}
-{{- list $rule | toJson }}
-{{- else }}
-{{- .Values.tenancy.rules | default list | toJson }}
+{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any") }}
 {{- end }}
+{{- concat $rules (.Values.tenancy.rules | default list) | toJson }}
 {{- end }}
 
 {{/*
@@ -180,16 +180,16 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
 {{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}
 {{- end }}
-{{- if and .Values.tenancy.singleTenant .Values.tenancy.rules }}
-{{- fail "tenancy.singleTenant=true contradicts tenancy.rules: a single-tenant install has one implicit rule; set singleTenant=false to use rules" }}
-{{- end }}
 {{- $names := dict }}
+{{- if .Values.tenancy.singleTenant }}
+{{- $_ := set $names "singleTenant" true }}
+{{- end }}
 {{- range $i, $rule := .Values.tenancy.rules }}
 {{- if not $rule.name }}
 {{- fail (printf "tenancy.rules[%d] has no name: every denial names its rule" $i) }}
 {{- end }}
 {{- if hasKey $names $rule.name }}
-{{- fail (printf "tenancy.rules: two rules are named %q: a denial must say which rule gave it" $rule.name) }}
+{{- fail (printf "tenancy.rules: two rules are named %q (singleTenant is the implicit rule's name): a denial must say which rule gave it" $rule.name) }}
 {{- end }}
 {{- $_ := set $names $rule.name true }}
 {{- if and (hasKey $rule "namespaceSelector") (not ($rule.namespaceSelector | default dict).matchLabels) }}
