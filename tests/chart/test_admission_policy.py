@@ -490,15 +490,47 @@ def test_allowed_manifest_is_admitted(world: World, role: str, body: Manifest) -
 
 
 def test_updates_are_judged_but_spec_preserving_ones_always_pass(world: World) -> None:
-    """An allowed object cannot be updated into a denied one; an update that keeps the spec (a label, say the
-    tenant tidying up an object a later policy would refuse) is not judged at all."""
-    body = team_a("a-updated")
-    assert world.apply("team-a", body).returncode == 0
+    """An object the policy now denies (created before its namespace was judged, as after a policy change):
+    an update that keeps its spec (a label, removing a finalizer) passes, so it can always be tidied up and
+    deleted; an update of its spec is judged and refused."""
+    kubectl, multi = world.kubectl, world.layout["stranger"][0]
+    namespace = f"adm-late-{multi.label}"
+    _namespace(kubectl, namespace, {}, {})
+    try:
+        _judged_late(world, namespace, multi)
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _judged_late(world: World, namespace: str, multi: Policy) -> None:
+    kubectl = world.kubectl
+    world.namespaces["late"] = namespace
+    world.layout["late"] = (multi, {}, {})
+    _tenant(kubectl, namespace)
+    body = team_a("a-late")
+    body["metadata"]["finalizers"] = ["iaprun.test/hold"]
+    kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body))
+    kubectl("label", "namespace", namespace, f"{ADMISSION_LABEL}={multi.label}")
+    _await_policy(kubectl, namespace, multi)
+    labelled = world.as_tenant("late", "label", "iaprunservice", "a-late", "tidy=yes")
+    assert labelled.returncode == 0, labelled.stderr
+    changed = world.as_tenant(
+        "late", "patch", "iaprunservice", "a-late", "--type=merge", "-p", '{"spec":{"description":"changed"}}'
+    )
+    assert refusal(changed) == f'namespace "{namespace}" may not use the operator: no tenancy rule selects it'
+    released = world.as_tenant(
+        "late", "patch", "iaprunservice", "a-late", "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    assert released.returncode == 0, released.stderr
+    world.as_tenant("late", "delete", "iaprunservice", "a-late")
+
+
+def test_an_allowed_object_cannot_be_updated_into_a_denied_one(world: World) -> None:
+    """UPDATE is judged like CREATE: an allowed object whose image is changed to an unlisted one is refused."""
+    assert world.apply("team-a", team_a("a-updated")).returncode == 0
     try:
         hostile = _with(_set("spec.template.containers.0.image", "evil.test/x"), name="a-updated")
         assert refusal(world.apply("team-a", hostile)) == 'rule "team-a" does not allow image "evil.test/x"'
-        labelled = world.as_tenant("team-a", "label", "iaprunservice", "a-updated", "tidy=yes")
-        assert labelled.returncode == 0, labelled.stderr
     finally:
         world.as_tenant("team-a", "delete", "iaprunservice", "a-updated")
 
@@ -533,3 +565,16 @@ def test_the_largest_object_is_judged_within_the_cost_budget(world: World) -> No
     body["spec"]["iap"]["accessors"][-1] = {"member": "user:u199@evil.test"}
     expected = 'rule "team-a" does not allow accessor "user:u199@evil.test" (domain outside the allowed domains)'
     assert refusal(world.as_tenant("team-a", "create", "-f", "-", body=body)) == expected
+
+
+def test_without_its_params_the_policy_refuses_everything(world: World) -> None:
+    """The params ConfigMap deleted (by hand, or a broken upgrade): the binding refuses every create rather than
+    letting everything through (parameterNotFoundAction: Deny). Runs last: it breaks the no-rules policy."""
+    empty = world.layout["empty"][0]
+    world.kubectl("delete", "configmap", "-n", world.ns("ops"), f"{empty.release}-iap-run-operator-tenancy")
+
+    def refused_for_missing_params() -> str | None:
+        proc = world.apply("empty", team_a("a-no-params"))
+        return proc.stderr if proc.returncode != 0 and "no params found" in proc.stderr else None
+
+    wait_for(refused_for_missing_params, timeout=60, what="the refusal for missing params")
