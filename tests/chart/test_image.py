@@ -152,6 +152,7 @@ class ImageOperator:
             "IAPRUN_METRICS_PORT": "0",
             "IAPRUN_TIMER_TICK_SECONDS": "1",
             "IAPRUN_CLUSTER_ID": "test-cluster",
+            "IAPRUN_TENANCY_POLICY": '{"singleTenant": true}',
         }
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None

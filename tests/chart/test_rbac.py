@@ -30,6 +30,7 @@ from integration.harness import OperatorProcess, apply, create_marked_service, m
 from testworld.fixtures import Runner
 
 Render = Callable[..., list[Manifest]]
+SINGLE_TENANT = '{"singleTenant": true}'
 Grant = tuple[str, str, str]
 
 NEEDED: dict[Grant, str] = {
@@ -91,7 +92,8 @@ def operators(tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
     def start(kubeconfig: Path, google_endpoint: str, env: dict[str, str] | None = None) -> OperatorProcess:
-        env = {"IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1", **(env or {})}
+        # A single-tenant policy: these tests are about RBAC, and the operator denies everything by default.
+        env = {"IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS": "1", "IAPRUN_TENANCY_POLICY": SINGLE_TENANT, **(env or {})}
         proc = OperatorProcess(kubeconfig=str(kubeconfig), google_endpoint=google_endpoint, log_dir=tmp_path, env=env)
         started.append(proc)
         return proc.start()
