@@ -13,6 +13,7 @@ the API server and in the emulator's state and request log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -105,7 +106,9 @@ def test_orphans_are_finished_as_their_policy_says_and_nothing_else_is_touched(
     kept = wait_for(unmarked, timeout=60, what="the Abandon orphan's marks removed")
     assert kept["iapEnabled"] is True
     assert kept["labels"] == {"team": "a"}
-    assert kept.get("annotations", {}) == {}  # the emulator, like Google, omits an empty map
+    # Only the mark that lets the same owner take it back (never a claim of ownership; adoption.md).
+    former = hashlib.sha256(orphans["abandon"][1].encode()).hexdigest()[:16]
+    assert kept.get("annotations", {}) == {"iaprun.dev/abandoned-by": former}
     # Two more sweeps at least, so "not touched" is not just "not reached yet".
     mark = emu.last_seq()
     wait_for(

@@ -32,6 +32,7 @@ from testworld.fixtures import Runner
 pytestmark = pytest.mark.integration
 PROJECT, REGION = "test-project", "asia-northeast1"
 RUNTIME = "run@test-project.iam.gserviceaccount.com"
+LITERAL = {"name": "MODE", "value": "production"}
 WRITE = re.compile(r"\.(create|patch|update|delete|setIamPolicy|updateSettings|generateServiceIdentity)$")
 
 
@@ -171,11 +172,28 @@ def test_every_delegated_power_outside_the_rule_stalls_before_any_google_call(
 def test_what_the_rule_allows_reaches_ready(
     operator: OperatorProcess, kubectl: Runner, tenant_namespace: str, emu: AdminClient, svc: str
 ) -> None:
-    """The same tenant, inside its rule (project, region, name, image, default account, accessor domain)."""
+    """The same tenant, inside its rule (project, region, name, image, default account, accessor domain, a literal
+    env value where the rule says envValues: Any)."""
     body = with_spec(manifest(svc), projectID=PROJECT, iap={"accessors": [{"member": "group:devs@example.com"}]})
+    body = with_template(body, containers=[{**body["spec"]["template"]["containers"][0], "env": [LITERAL]}])
     apply(kubectl, tenant_namespace, body)
     kubectl("wait", "-n", tenant_namespace, f"iaprunservice/{svc}", "--for=condition=Ready", "--timeout=60s")
     assert emu.service(PROJECT, REGION, svc) is not None
+
+
+def test_public_access_only_where_a_rule_allows_it(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str
+) -> None:
+    """invokerIamDisabled: true is refused in a test namespace (its open rule does not allow public access) and
+    reconciled once the namespace carries the label that the tests-public rule selects."""
+    since = emu.last_seq()
+    apply(kubectl, namespace, with_spec(manifest(svc), invokerIamDisabled=True))
+    found = stalled(kubectl, namespace, svc)
+    assert found["message"] == 'rule "tests" does not allow public access (invokerIamDisabled: true)'
+    assert calls_about(emu, since, svc) == []
+    kubectl("label", "namespace", namespace, "iaprun.test/public-access=true")
+    kubectl("annotate", "-n", namespace, f"iaprunservice/{svc}", "iaprun.test/nudge=1")  # a new event to re-judge
+    kubectl("wait", "-n", namespace, f"iaprunservice/{svc}", "--for=condition=Ready", "--timeout=60s")
 
 
 def test_the_operators_own_account_is_refused_even_where_any_account_is_allowed(
