@@ -18,7 +18,7 @@ from iaprun_operator import metrics
 from iaprun_operator.core import conditions as cond
 from iaprun_operator.core import tenancy
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.iam import format_time, plan_accessors, plan_invoker
+from iaprun_operator.core.iam import AccessorPlan, format_time, plan_accessors, plan_invoker
 from iaprun_operator.core.model import Adoption, InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
 from iaprun_operator.core.names import Owner, ServiceRef, iap_service_agent
 from iaprun_operator.core.service import desired_service, ownership, plan_update, template_hash, without_owner
@@ -435,6 +435,13 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
             "AccessRevoked",
             f"roles/iap.httpsResourceAccessor removed from {', '.join(decided.removed)}",
         )
+    for binding in decided.removed_foreign:
+        p.event(
+            "Warning",
+            "ForeignBindingRemoved",
+            f"roles/iap.httpsResourceAccessor removed from {binding.describe()}: a condition this object does "
+            "not declare (accessorsPolicy: Authoritative)",
+        )
     if decided.expired:
         p.event("Normal", "AccessExpired", f"Access expired for {', '.join(decided.expired)}")
     metrics.FOREIGN_MEMBERS.set(p.obj.owner.readable, len(decided.foreign))
@@ -455,8 +462,17 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
             cond.ACCESSORS_SYNCED,
             True,
             "Synced",
-            f"{len(decided.effective)} accessor(s) hold roles/iap.httpsResourceAccessor",
+            f"{len(decided.effective)} accessor(s) hold roles/iap.httpsResourceAccessor" + _kept_note(decided),
         )
+    )
+
+
+def _kept_note(decided: AccessorPlan) -> str:
+    if not decided.kept_conditional:
+        return ""
+    return (
+        f"; {', '.join(decided.kept_conditional)} hold(s) it only under a condition set outside this object, "
+        "kept as is (Additive never widens a conditional grant)"
     )
 
 
