@@ -271,6 +271,13 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
         await p.google.run.update(ref, desired, update.mask)
         p.result.status["templateHash"] = desired_hash
         p.event("Normal", "Updated", f"Updating {', '.join(update.mask)}: {'; '.join(update.reasons)}")
+        if "invokerIamDisabled" in update.mask and not spec.invoker_iam_disabled:
+            p.event(
+                "Warning",
+                "InvokerIamCheckRestored",
+                f"{ref.name} had invokerIamDisabled: true (Cloud Run's public access, no run.invoker check), "
+                "which the spec does not ask for; the invoker IAM check was turned back on",
+            )
         p.progress = cond.Progress("Updating", f"Cloud Run is applying {', '.join(update.mask)}")
         p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Updating", "; ".join(update.reasons)))
         p.steps.append(_iap_condition(spec, bool(observed.get("iapEnabled")), pending="iapEnabled" in update.mask))

@@ -94,6 +94,8 @@ class Spec:
     iap: IapSpec = IapSpec()
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adoption: Adoption = Adoption.NEVER
+    invoker_iam_disabled: bool = False
+    """Cloud Run's "allow public access": the run.invoker IAM check is skipped (public when IAP is off)."""
 
 
 def normalise_member(member: str) -> str:
@@ -203,6 +205,9 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
             "spec.iap.publicInvokerBindings",
         ),
     )
+    invoker_iam_disabled = spec.get("invokerIamDisabled", False)
+    if not isinstance(invoker_iam_disabled, bool):
+        raise InvalidSpecError(f"spec.invokerIamDisabled: {invoker_iam_disabled!r} is not a boolean")
     return Spec(
         region=region,
         service_name=service_name,
@@ -215,4 +220,5 @@ def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
         iap=iap,
         deletion_policy=_enum(spec.get("deletionPolicy", "Delete"), DeletionPolicy, "spec.deletionPolicy"),
         adoption=_enum(spec.get("adoption", "Never"), Adoption, "spec.adoption"),
+        invoker_iam_disabled=invoker_iam_disabled,
     )
