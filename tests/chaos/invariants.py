@@ -78,6 +78,7 @@ _IAP_PATH = re.compile(r"/v1/projects/([^/]+)/iap_web/cloud_run-([^/]+)/services
 _EXPIRY = re.compile(r'^request\.time\s*<\s*timestamp\("([^"]+)"\)$')
 
 Obj = Mapping[str, Any]
+_FOREIGN = datetime.max.replace(tzinfo=UTC)  # the "expiry" of a grant under a condition the operator did not write
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def _accessor_grants(policy: Mapping[str, Any] | None) -> dict[str, datetime | N
         expiry: datetime | None = None
         if cond:
             match = _EXPIRY.match(str(cond.get("expression", "")).strip())
-            expiry = _parse_time(match.group(1)) if match else datetime.max.replace(tzinfo=UTC)
+            expiry = _parse_time(match.group(1)) if match else _FOREIGN
         for m in b.get("members") or ():
             held[_norm(str(m))] = expiry
     return held
@@ -322,7 +323,13 @@ def check(
             if expires is None or expires > now:
                 declared[_norm(str(accessor["member"]))] = expires
         held = _accessor_grants(iap_policies.get(key))
-        missing = sorted(m for m, exp in declared.items() if m not in held or (exp is not None and held[m] != exp))
+        additive = iap.get("accessorsPolicy", "Authoritative") == "Additive"
+        # Additive leaves a grant someone else made as it is (unconditional, or under their own condition).
+        missing = sorted(
+            m
+            for m, exp in declared.items()
+            if m not in held or (exp is not None and held[m] != exp and not (additive and held[m] in (None, _FOREIGN)))
+        )
         if missing:
             out.append(Violation("ready-accessors-mismatch", _ident(obj), f"declared but not granted: {missing}"))
         if iap.get("accessorsPolicy", "Authoritative") == "Authoritative":
