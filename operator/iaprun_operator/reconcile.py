@@ -18,7 +18,7 @@ from iaprun_operator import metrics
 from iaprun_operator.core import conditions as cond
 from iaprun_operator.core import references, tenancy
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.iam import format_time, plan_accessors, plan_invoker
+from iaprun_operator.core.iam import AccessorPlan, format_time, plan_accessors, plan_invoker
 from iaprun_operator.core.model import Adoption, InvalidSpecError, PublicInvokerPolicy, Spec, parse_spec
 from iaprun_operator.core.names import Owner, ServiceRef, iap_service_agent
 from iaprun_operator.core.service import (
@@ -283,6 +283,13 @@ async def _service_step(p: _Pass, spec: Spec, ref: ServiceRef) -> dict[str, Any]
         await p.google.run.update(ref, desired, update.mask)
         p.result.status["templateHash"] = desired_hash
         p.event("Normal", "Updated", f"Updating {', '.join(update.mask)}: {'; '.join(update.reasons)}")
+        if "invokerIamDisabled" in update.mask and not spec.invoker_iam_disabled:
+            p.event(
+                "Warning",
+                "InvokerIamCheckRestored",
+                f"{ref.name} had invokerIamDisabled: true (Cloud Run's public access, no run.invoker check), "
+                "which the spec does not ask for; the invoker IAM check was turned back on",
+            )
         p.progress = cond.Progress("Updating", f"Cloud Run is applying {', '.join(update.mask)}")
         p.steps.append(cond.Condition(cond.SERVICE_READY, False, "Updating", "; ".join(update.reasons)))
         p.steps.append(_iap_condition(spec, bool(observed.get("iapEnabled")), pending="iapEnabled" in update.mask))
@@ -460,6 +467,13 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
             "AccessRevoked",
             f"roles/iap.httpsResourceAccessor removed from {', '.join(decided.removed)}",
         )
+    for binding in decided.removed_foreign:
+        p.event(
+            "Warning",
+            "ForeignBindingRemoved",
+            f"roles/iap.httpsResourceAccessor removed from {binding.describe()}: a condition this object does "
+            "not declare (accessorsPolicy: Authoritative)",
+        )
     if decided.expired:
         p.event("Normal", "AccessExpired", f"Access expired for {', '.join(decided.expired)}")
     metrics.FOREIGN_MEMBERS.set(p.obj.owner.readable, len(decided.foreign))
@@ -480,8 +494,17 @@ async def _accessor_step(p: _Pass, spec: Spec, ref: ServiceRef, number: str, age
             cond.ACCESSORS_SYNCED,
             True,
             "Synced",
-            f"{len(decided.effective)} accessor(s) hold roles/iap.httpsResourceAccessor",
+            f"{len(decided.effective)} accessor(s) hold roles/iap.httpsResourceAccessor" + _kept_note(decided),
         )
+    )
+
+
+def _kept_note(decided: AccessorPlan) -> str:
+    if not decided.kept_conditional:
+        return ""
+    return (
+        f"; {', '.join(decided.kept_conditional)} hold(s) it only under a condition set outside this object, "
+        "kept as is (Additive never widens a conditional grant)"
     )
 
 

@@ -28,10 +28,27 @@ Rules (ids are what ``Violation.rule`` says):
 - ``unexplained-state``: every object has a Ready condition with a reason and a message; when ``settled``,
   also ``unobserved-generation`` (observedGeneration behind) and ``stuck-deletion`` (an object still
   carrying a deletionTimestamp).
+
+Multi-tenancy rules (issue 13). ``tenancy`` is the platform's policy as the operator reads it (None: the
+test runs without one, and only what the object itself says is judged); the checker evaluates the rules on
+its own (globs, ``namespaceSelector.matchLabels``, ``singleTenant``):
+
+- ``public-by-invoker-iam-disabled``: no service owned by an object (and no create or patch the operator sent
+  for one) has ``invokerIamDisabled: true`` unless that object declares ``invokerIamDisabled: true`` and a
+  rule selecting its namespace has ``allowPublicAccess`` (``singleTenant`` never allows it).
+- ``foreign-adoption``: a service owned by a live object was either created by the operator for that object
+  (the last successful create in the request log carried its owner label), or adopted with
+  ``adoption: IfUnowned`` where allowed: a selecting rule's ``adoptServiceNames`` matches the name (any name
+  without a policy), or the operator itself had earlier marked it ``iaprun.dev/abandoned-by: <its label>``.
+  A service whose creation the log does not hold is not judged.
+- ``runtime-identity-outside-policy``: no service owned by an object runs as the operator's own account
+  (``operator_service_account``), nor, with a policy, as an account no rule selecting the namespace allows
+  (``serviceAccounts`` globs; the default compute account only with ``allowDefaultServiceAccount``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -41,6 +58,8 @@ from typing import Any, Protocol
 
 OWNER_LABEL = "iaprun-owner"
 OWNER_ANNOTATION = "iaprun.dev/owner"
+ABANDONED_BY = "iaprun.dev/abandoned-by"
+DEFAULT_COMPUTE = re.compile(r"^\d+-compute@developer\.gserviceaccount\.com$")
 INVOKER = "roles/run.invoker"
 ACCESSOR = "roles/iap.httpsResourceAccessor"
 PUBLIC = frozenset({"allusers", "allauthenticatedusers"})
@@ -59,6 +78,7 @@ _IAP_PATH = re.compile(r"/v1/projects/([^/]+)/iap_web/cloud_run-([^/]+)/services
 _EXPIRY = re.compile(r'^request\.time\s*<\s*timestamp\("([^"]+)"\)$')
 
 Obj = Mapping[str, Any]
+_FOREIGN = datetime.max.replace(tzinfo=UTC)  # the "expiry" of a grant under a condition the operator did not write
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,7 @@ class World:
     state: Mapping[str, Any]
     requests: Sequence[Mapping[str, Any]]
     namespace_annotations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def owner_label(cluster_id: str, namespace: str, name: str) -> str:
@@ -164,7 +185,7 @@ def _accessor_grants(policy: Mapping[str, Any] | None) -> dict[str, datetime | N
         expiry: datetime | None = None
         if cond:
             match = _EXPIRY.match(str(cond.get("expression", "")).strip())
-            expiry = _parse_time(match.group(1)) if match else datetime.max.replace(tzinfo=UTC)
+            expiry = _parse_time(match.group(1)) if match else _FOREIGN
         for m in b.get("members") or ():
             held[_norm(str(m))] = expiry
     return held
@@ -203,6 +224,8 @@ def check(
     settled: bool = True,
     operator_caller: str = "",
     now: datetime | None = None,
+    tenancy: Mapping[str, Any] | None = None,
+    operator_service_account: str = "",
 ) -> list[Violation]:
     """Every violation of the rules in this module's docstring.
 
@@ -211,6 +234,7 @@ def check(
     ``settled``: the test believes the operator has finished (adds the observedGeneration and stuck-deletion
     rules).
     ``operator_caller`` is how the emulator logs the operator's identity (anonymous: "").
+    ``tenancy``/``operator_service_account``: see the multi-tenancy rules above.
     """
     now = now or datetime.now(UTC)
     protected_since: Mapping[str, int] = protected if isinstance(protected, Mapping) else dict.fromkeys(protected, 0)
@@ -299,7 +323,13 @@ def check(
             if expires is None or expires > now:
                 declared[_norm(str(accessor["member"]))] = expires
         held = _accessor_grants(iap_policies.get(key))
-        missing = sorted(m for m, exp in declared.items() if m not in held or (exp is not None and held[m] != exp))
+        additive = iap.get("accessorsPolicy", "Authoritative") == "Additive"
+        # Additive leaves a grant someone else made as it is (unconditional, or under their own condition).
+        missing = sorted(
+            m
+            for m, exp in declared.items()
+            if m not in held or (exp is not None and held[m] != exp and not (additive and held[m] in (None, _FOREIGN)))
+        )
         if missing:
             out.append(Violation("ready-accessors-mismatch", _ident(obj), f"declared but not granted: {missing}"))
         if iap.get("accessorsPolicy", "Authoritative") == "Authoritative":
@@ -367,6 +397,10 @@ def check(
                 Violation("foreign-write", key, f"{r['method']} on a service the operator neither created nor owns")
             )
 
+    out += _tenancy_violations(
+        world, keys, by_label, live_labels, operator_writes, tenancy=tenancy, operator_sa=operator_service_account
+    )
+
     # --- nothing leaked, nothing twice -----------------------------------------------------------------------
     seen: dict[str, str] = {}
     for key, service in services.items():
@@ -381,6 +415,162 @@ def check(
                 out.append(Violation("leaked-service", key, f"owner label {label} matches no live object"))
         elif key in created and key not in abandoned:
             out.append(Violation("leaked-service", key, "created by the operator, now unowned and not abandoned"))
+    return out
+
+
+def _selecting_rules(tenancy: Mapping[str, Any], namespace: str, labels: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    """The rules that select ``namespace``: every selector a rule sets matches; a rule setting none selects
+    nothing. ``singleTenant``: one implicit rule allowing everything but public access."""
+    if tenancy.get("singleTenant"):
+        return [{"adoptServiceNames": ["*"], "serviceAccounts": ["*"], "allowDefaultServiceAccount": True}]
+    out = []
+    for rule in tenancy.get("rules") or ():
+        globs = rule.get("namespaces")
+        selector = (rule.get("namespaceSelector") or {}).get("matchLabels")
+        if globs is None and selector is None:
+            continue
+        if globs is not None and not any(fnmatch.fnmatchcase(namespace, g) for g in globs):
+            continue
+        if selector is not None and any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        out.append(rule)
+    return out
+
+
+def _globbed(value: str, patterns: Any) -> bool:
+    return any(fnmatch.fnmatchcase(value, str(p)) for p in patterns or ())
+
+
+def _runtime_account(service: Mapping[str, Any]) -> str:
+    return str((service.get("template") or {}).get("serviceAccount") or "")
+
+
+@dataclass(frozen=True)
+class _History:
+    """What the request log says about each service: its last successful create, and which owner labels the
+    operator itself marked it abandoned by."""
+
+    last_create: Mapping[str, Mapping[str, Any]]
+    abandoned_by: Mapping[str, set[str]]
+    operator_seqs: frozenset[int]
+
+    def created_by_operator_for(self, key: str, label: str) -> bool | None:
+        """None: the creation is not in the log."""
+        created = self.last_create.get(key)
+        if created is None:
+            return None
+        labels = (created.get("body") or {}).get("labels") or {}
+        return int(created.get("seq") or -1) in self.operator_seqs and labels.get(OWNER_LABEL) == label
+
+
+def _history(world: World, keys: _Keys, operator_writes: Sequence[Mapping[str, Any]]) -> _History:
+    operator_seqs = frozenset(int(r.get("seq") or -1) for r in operator_writes)
+    last_create: dict[str, Mapping[str, Any]] = {}
+    abandoned_by: dict[str, set[str]] = {}
+    for r in world.requests:
+        key = keys.of_request(r)
+        if key is None or int(r.get("status") or 0) >= 300:
+            continue
+        if r.get("method") == "run.services.create":
+            last_create[key] = r
+        elif r.get("method") == "run.services.patch" and int(r.get("seq") or -1) in operator_seqs:
+            mark = ((r.get("body") or {}).get("annotations") or {}).get(ABANDONED_BY)
+            if mark:
+                abandoned_by.setdefault(key, set()).add(str(mark))
+    return _History(last_create, abandoned_by, operator_seqs)
+
+
+class _Tenancy:
+    """The policy as the checker reads it, independently of the operator's code."""
+
+    def __init__(self, world: World, tenancy: Mapping[str, Any] | None) -> None:
+        self.world = world
+        self.tenancy = tenancy
+
+    def rules(self, obj: Obj) -> list[Mapping[str, Any]] | None:
+        """The rules selecting the object's namespace; None: no policy given."""
+        if self.tenancy is None:
+            return None
+        ns = str((obj.get("metadata") or {}).get("namespace"))
+        return _selecting_rules(self.tenancy, ns, self.world.namespace_labels.get(ns, {}))
+
+    def may_be_public(self, obj: Obj | None) -> bool:
+        if obj is None or (obj.get("spec") or {}).get("invokerIamDisabled") is not True:
+            return False
+        rules = self.rules(obj)
+        return rules is None or any(r.get("allowPublicAccess") is True for r in rules)
+
+    def may_run_as(self, obj: Obj, account: str) -> bool:
+        rules = self.rules(obj)
+        return rules is None or any(
+            _globbed(account, r.get("serviceAccounts"))
+            or (bool(DEFAULT_COMPUTE.match(account)) and r.get("allowDefaultServiceAccount") is True)
+            for r in rules
+        )
+
+    def may_adopt(self, obj: Obj, service: str, abandoned_by_it: bool) -> bool:
+        if (obj.get("spec") or {}).get("adoption") != "IfUnowned":
+            return False
+        rules = self.rules(obj)
+        return abandoned_by_it or rules is None or any(_globbed(service, r.get("adoptServiceNames")) for r in rules)
+
+
+def _public_writes(
+    policy: _Tenancy,
+    keys: _Keys,
+    by_label: Mapping[str, Obj],
+    services: Mapping[str, Mapping[str, Any]],
+    operator_writes: Sequence[Mapping[str, Any]],
+) -> list[Violation]:
+    """The operator never sends invokerIamDisabled: true for an object that may not be public."""
+    out = []
+    for r in operator_writes:
+        key = keys.of_request(r)
+        body = r.get("body") or {}
+        if key is None or r.get("method") not in ("run.services.create", "run.services.patch"):
+            continue
+        if body.get("invokerIamDisabled") is not True:
+            continue
+        label = (body.get("labels") or {}).get(OWNER_LABEL) or ((services.get(key) or {}).get("labels") or {}).get(
+            OWNER_LABEL
+        )
+        if not policy.may_be_public(by_label.get(str(label or ""))):
+            out.append(Violation("public-by-invoker-iam-disabled", key, f"{r['method']} set invokerIamDisabled"))
+    return out
+
+
+def _tenancy_violations(
+    world: World,
+    keys: _Keys,
+    by_label: Mapping[str, Obj],
+    live_labels: Collection[str],
+    operator_writes: Sequence[Mapping[str, Any]],
+    *,
+    tenancy: Mapping[str, Any] | None,
+    operator_sa: str,
+) -> list[Violation]:
+    services: Mapping[str, Mapping[str, Any]] = world.state.get("services") or {}
+    policy = _Tenancy(world, tenancy)
+    history = _history(world, keys, operator_writes)
+    out = _public_writes(policy, keys, by_label, services, operator_writes)
+    for key, service in services.items():
+        label = str((service.get("labels") or {}).get(OWNER_LABEL) or "")
+        if service.get("deleteTime") or label not in live_labels:
+            continue
+        obj = by_label[label]
+        if service.get("invokerIamDisabled") is True and not policy.may_be_public(obj):
+            out.append(Violation("public-by-invoker-iam-disabled", key, f"public without {_ident(obj)} allowing it"))
+        account = _runtime_account(service)
+        if operator_sa and account.lower() == operator_sa.lower():
+            out.append(Violation("runtime-identity-outside-policy", key, f"runs as the operator's own {account}"))
+        elif account and not policy.may_run_as(obj, account):
+            out.append(Violation("runtime-identity-outside-policy", key, f"runs as {account}; no rule allows it"))
+        created = history.created_by_operator_for(key, label)
+        abandoned_by_it = label in history.abandoned_by.get(key, set())
+        if created is False and not policy.may_adopt(obj, key.rsplit("/", 1)[-1], abandoned_by_it):
+            out.append(
+                Violation("foreign-adoption", key, f"owned by {_ident(obj)}, which neither made it nor may adopt it")
+            )
     return out
 
 
@@ -408,9 +598,17 @@ def collect(custom_api: Any, core_api: Any, admin: _Admin, namespaces: Iterable[
         for ns in namespaces:
             items += custom_api.list_namespaced_custom_object("iaprun.dev", "v1alpha1", ns, "iaprunservices")["items"]
     annotations: dict[str, dict[str, str]] = {}
+    labels: dict[str, dict[str, str]] = {}
     for ns in core_api.list_namespace().items:
         annotations[ns.metadata.name] = dict(ns.metadata.annotations or {})
-    return World(objects=items, state=admin.state(), requests=admin.requests(), namespace_annotations=annotations)
+        labels[ns.metadata.name] = dict(ns.metadata.labels or {})
+    return World(
+        objects=items,
+        state=admin.state(),
+        requests=admin.requests(),
+        namespace_annotations=annotations,
+        namespace_labels=labels,
+    )
 
 
 def report(violations: Sequence[Violation]) -> str:

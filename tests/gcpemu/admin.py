@@ -193,6 +193,20 @@ class AdminClient:
     def disable_permissions(self) -> None:
         self.call("PUT", "permissions", {"enabled": False})
 
+    def set_act_as(self, caller: str, accounts: list[str]) -> None:
+        """Model ``iam.serviceAccounts.actAs``: ``caller`` (``*`` for anyone not listed) may deploy services that
+        run as ``accounts`` (fnmatch patterns) and no others. ``reset`` turns the model off again."""
+        table = dict(self.config().get("act_as") or {})
+        table[caller] = list(accounts)
+        self.configure(act_as=table)
+
+    def set_secret_access(self, secret: str, accounts: list[str]) -> None:
+        """Model Secret Manager access: runtime ``accounts`` (fnmatch) may read ``projects/{p}/secrets/{s}``;
+        secrets never named here are readable by nobody once one is."""
+        table = dict(self.config().get("secret_accessors") or {})
+        table[secret] = list(accounts)
+        self.configure(secret_accessors=table)
+
     # ------------------------------------------------------------------------------------------------ clock, LROs
 
     def now(self) -> str:

@@ -17,7 +17,7 @@ import string
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gcpemu import schema
+from gcpemu import identity, schema
 from gcpemu.errors import ApiError, Html404Error, bad_request, invalid
 from gcpemu.iam import IamRules, Policy, check_policy_version_param, set_policy
 from gcpemu.routing import Ctx, Route, route
@@ -291,14 +291,22 @@ def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
     d = rec.data
     now = emu.clock.rfc3339()
     d["reconciling"] = False
+    rev = d.get("latestCreatedRevision", "").rsplit("/", 1)[-1]
     img = missing_image(emu, d)
     if img is not None:
-        rev = d.get("latestCreatedRevision", "").rsplit("/", 1)[-1]
         msg = f"Revision '{rev}' is not ready and cannot serve traffic. Image '{img}' not found."
         term, conds = _conditions("CONDITION_FAILED", now, msg, "")
         d["terminalCondition"] = term
         d["conditions"] = conds
         return ApiError("FAILED_PRECONDITION", msg)
+    denied = identity.secret_denials(emu, rec.project, d)
+    if denied:
+        # Observed: the Operation fails with code 13 and the revision's message, one line per reference.
+        msg = f"Revision '{rev}' is not ready and cannot serve traffic. " + "\n".join(denied)
+        term, conds = _conditions("CONDITION_FAILED", now, msg, "SECRETS_ACCESS_CHECK_FAILED")
+        d["terminalCondition"] = term
+        d["conditions"] = conds
+        return ApiError("INTERNAL", msg)
     d["observedGeneration"] = d["generation"]
     d["latestReadyRevision"] = d.get("latestCreatedRevision", "")
     statuses = []
@@ -442,6 +450,8 @@ async def create_service(ctx: Ctx) -> dict[str, Any]:
             reason="RESOURCE_ALREADY_EXISTS",
             domain=API,
         )
+    identity.check_invoker_switch(ctx, None, spec)
+    identity.check_act_as(ctx, project, spec)
     rec, _ = _create_record(ctx, project, region, sid, spec, validate_only)
     return _write_result(
         ctx, rec, project, region, "run.services.create", validate_only, new_revision=True, create=True
@@ -556,6 +566,8 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
             raise ctx.emu.permission_error(ctx, "run.services.create")
         spec = _spec_of(body)
         _check_spec(ctx.emu, spec, "UpdateServiceRequest", name)
+        identity.check_invoker_switch(ctx, None, spec)
+        identity.check_act_as(ctx, project, spec)
         new, _ = _create_record(ctx, project, region, sid, spec, validate_only)
         return _write_result(
             ctx, new, project, region, "run.services.patch", validate_only, new_revision=True, create=True
@@ -573,7 +585,9 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
             present, value = _get_path(body, segs)
             _set_path(spec, segs, present, value)
     _check_spec(ctx.emu, spec, "UpdateServiceRequest", name)
+    identity.check_invoker_switch(ctx, old_spec, spec)
     apply_defaults(ctx.emu, project, spec)
+    identity.check_act_as(ctx, project, spec)
     changed = spec != old_spec
     template_changed = spec.get("template") != old_spec.get("template") or force
     new_data = {k: v for k, v in cur.items() if k not in SETTABLE}

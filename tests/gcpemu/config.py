@@ -104,6 +104,15 @@ class EmulatorConfig:
     """creator/lastModifier when the request carries no caller identity."""
     default_service_account: str = "{number}-compute@developer.gserviceaccount.com"
     reject_unknown_fields: bool = True
+    act_as: dict[str, list[str]] | None = None
+    """Who holds ``iam.serviceAccounts.actAs`` on which runtime accounts: caller identity (``X-Emulator-Caller``
+    or a token's; ``anonymous`` without one; ``*`` for any other) -> account emails (fnmatch patterns). A
+    create/patch whose runtime account (template.serviceAccount, else the default compute account) is not
+    covered answers Google's 403. None: not modelled (every caller may act as every account)."""
+    secret_accessors: dict[str, list[str]] | None = None
+    """Secret Manager access of runtime accounts: ``projects/{id or number}/secrets/{name}`` -> account emails
+    (fnmatch) holding secretAccessor. A revision referencing a secret its runtime account cannot read fails
+    (a secret missing from the map: nobody can). None: not modelled (every secret readable)."""
     legacy_errors_array: bool = False
     """Add the legacy ``errors: [{message, domain, reason}]`` array to error envelopes."""
 

@@ -1,8 +1,10 @@
 """IAM policy planning: what the operator writes to the service and IAP policies, and what it never touches.
 
 Covers: invoker grant idempotence, public invoker removal vs Report, agent removal when IAP is off,
-authoritative vs additive accessors (foreign members, the ledger), expiry conditions, and a property:
-planning twice in a row never writes the second time. Pure functions: no mocks.
+authoritative vs additive accessors (foreign members, the ledger), expiry conditions, a property:
+planning twice in a row never writes the second time, and properties that no conditional binding is
+ever widened (Additive leaves foreign bindings exactly as found; Authoritative reports what it removes).
+Pure functions: no mocks.
 """
 
 from __future__ import annotations
@@ -161,3 +163,166 @@ def test_public_invoker_not_reported_when_iap_is_off_and_expiry_reported_once() 
         {}, [Accessor("user:temp@example.com", gone)], mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW
     )
     assert again.expired == ()
+
+
+# --- conditional bindings are never widened ------------------------------------------------------------
+#
+# A grant is a (member, condition expression) pair of the accessor role ("" = unconditional). The
+# invariants, for any observed policy, declared accessors and ledger:
+#
+# Additive
+#   A1. every accessor binding whose condition the operator did not write (anything but an ``iaprun-expiry``
+#       condition of the exact expiry shape) is in the written policy unchanged: same members, same condition;
+#   A2. the grants added are exactly those of members in the resulting ledger, each under its declared expiry
+#       (or none): so a member not in the ledger is never granted anything, and a member held only under a
+#       foreign condition is never granted unconditionally (it cannot enter the ledger: it was held);
+#   A3. the grants removed are only unconditional or operator-expiry grants of ledger members.
+# Authoritative
+#   B1. the written grants are exactly the live declared accessors under their declared expiry;
+#   B2. every removed grant under a foreign condition is reported with its member, title and expression.
+# Both: other roles untouched.
+
+ACCESS_LEVEL = {
+    "title": "corp-device",
+    "expression": "'accessPolicies/1/accessLevels/corp' in request.auth.access_levels",
+}
+LATER = NOW + timedelta(hours=1)
+
+
+def grants(policy: dict) -> set[tuple[str, str]]:
+    return {
+        (m, (b.get("condition") or {}).get("expression", ""))
+        for b in policy.get("bindings", [])
+        if b["role"] == IAP_ACCESSOR_ROLE
+        for m in b["members"]
+    }
+
+
+def foreign_bindings(policy: dict) -> list[tuple[str, frozenset[str], str, str]]:
+    out = []
+    for b in policy.get("bindings", []):
+        cond = b.get("condition")
+        if b["role"] == IAP_ACCESSOR_ROLE and cond and cond.get("title") != EXPIRY_TITLE:
+            out.append((b["role"], frozenset(b["members"]), cond["title"], cond["expression"]))
+    return out
+
+
+def expiry_condition(at: datetime) -> dict:
+    return {
+        "title": EXPIRY_TITLE,
+        "description": "d",
+        "expression": f'request.time < timestamp("{at:%Y-%m-%dT%H:%M:%SZ}")',
+    }
+
+
+_condition = st.sampled_from([None, ACCESS_LEVEL, expiry_condition(LATER), expiry_condition(NOW - timedelta(hours=1))])
+_conditional_policy = st.lists(
+    st.tuples(
+        st.sampled_from([IAP_ACCESSOR_ROLE, IAP_ACCESSOR_ROLE, "roles/other"]),
+        st.lists(_member, min_size=1, max_size=3, unique=True),
+        _condition,
+    ),
+    max_size=5,
+).map(
+    lambda bs: {
+        "etag": "E",
+        "version": 3,
+        "bindings": [{"role": r, "members": m, **({"condition": c} if c else {})} for r, m, c in bs],
+    }
+)
+_declared = st.dictionaries(_member, st.sampled_from([None, LATER, NOW - timedelta(minutes=1)]), max_size=4)
+
+
+def expression_for(expires: datetime | None) -> str:
+    return "" if expires is None else expiry_condition(expires)["expression"]
+
+
+@given(policy=_conditional_policy, declared=_declared, ledger=st.lists(_member, unique=True, max_size=3))
+def test_additive_leaves_foreign_bindings_alone_and_widens_nobody(
+    policy: dict, declared: dict[str, datetime | None], ledger: list[str]
+) -> None:
+    accessors = [Accessor(m, e) for m, e in declared.items()]
+    plan = plan_accessors(policy, accessors, mode=AccessorsPolicy.ADDITIVE, ledger=ledger, now=NOW)
+    written = plan.policy or policy
+    # A1
+    for binding in foreign_bindings(policy):
+        assert binding in foreign_bindings(written)
+    # A2
+    live = {m: e for m, e in declared.items() if e is None or e > NOW}
+    added = grants(written) - grants(policy)
+    assert added <= {(m, expression_for(live[m])) for m in plan.ledger}
+    assert set(plan.ledger) <= set(live)
+    held_before = {m for m, _ in grants(policy)}
+    assert all(m in ledger or m not in held_before for m in plan.ledger)
+    for member, expression in added:
+        if expression == "":
+            assert live[member] is None
+            assert member in plan.ledger
+    # A3
+    for member, expression in grants(policy) - grants(written):
+        assert member in ledger
+        assert expression == "" or expiry_of({"expression": expression}) is not None
+    assert members(written, "roles/other") == members(policy, "roles/other")
+
+
+@given(policy=_conditional_policy, declared=_declared)
+def test_authoritative_owns_the_role_and_reports_each_foreign_condition_it_removes(
+    policy: dict, declared: dict[str, datetime | None]
+) -> None:
+    accessors = [Accessor(m, e) for m, e in declared.items()]
+    plan = plan_accessors(policy, accessors, mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW)
+    written = plan.policy or policy
+    live = {m: e for m, e in declared.items() if e is None or e > NOW}
+    # B1
+    assert grants(written) == {(m, expression_for(e)) for m, e in live.items()}
+    # B2
+    reported = {(m, b.title, b.expression) for b in plan.removed_foreign for m in b.members}
+    for _, bound, title, expression in foreign_bindings(policy):
+        for member in bound:
+            if (member, expression) not in grants(written):
+                assert (member, title, expression) in reported
+    assert members(written, "roles/other") == members(policy, "roles/other")
+
+
+def test_additive_does_not_take_a_declared_member_out_of_an_access_level_binding() -> None:
+    """The issue's case: alice may pass IAP only from a corp device; declaring her must not drop that."""
+    policy = {
+        "version": 3,
+        "bindings": [{"role": IAP_ACCESSOR_ROLE, "members": ["user:alice@example.com"], "condition": ACCESS_LEVEL}],
+    }
+    plan = plan_accessors(
+        policy,
+        [Accessor("user:alice@example.com"), Accessor("user:bob@example.com")],
+        mode=AccessorsPolicy.ADDITIVE,
+        ledger=(),
+        now=NOW,
+    )
+    assert plan.policy is not None
+    assert grants(plan.policy) == {
+        ("user:alice@example.com", ACCESS_LEVEL["expression"]),
+        ("user:bob@example.com", ""),
+    }
+    assert plan.kept_conditional == ("user:alice@example.com",)
+    assert plan.ledger == ("user:bob@example.com",)
+
+
+def test_authoritative_reports_the_condition_it_removes() -> None:
+    policy = {
+        "version": 3,
+        "bindings": [
+            {
+                "role": IAP_ACCESSOR_ROLE,
+                "members": ["user:alice@example.com", "user:eve@example.com"],
+                "condition": ACCESS_LEVEL,
+            }
+        ],
+    }
+    plan = plan_accessors(
+        policy, [Accessor("user:alice@example.com")], mode=AccessorsPolicy.AUTHORITATIVE, ledger=(), now=NOW
+    )
+    assert plan.policy is not None
+    (removed,) = plan.removed_foreign
+    assert removed.members == ("user:alice@example.com", "user:eve@example.com")
+    assert (removed.title, removed.expression) == (ACCESS_LEVEL["title"], ACCESS_LEVEL["expression"])
+    assert "corp-device" in removed.describe()
+    assert "user:eve@example.com" in removed.describe()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 
-from iaprun_operator.core.model import Spec, parse_spec
+import pytest
+
+from iaprun_operator.core.model import InvalidSpecError, Spec, parse_spec
 from iaprun_operator.core.names import DELETION_POLICY_ANNOTATION, OWNER_ANNOTATION, OWNER_LABEL, Owner
 from iaprun_operator.core.service import (
     ServiceUpdate,
@@ -137,3 +139,31 @@ def test_contains_normalises_quantities_and_defaults() -> None:
     assert contains({"env": [{"name": "A", "value": ""}]}, {"env": [{"name": "A"}]})
     assert not contains({"env": [{"name": "A"}]}, {"env": []})
     assert not contains({"image": "a"}, {"image": "b"})
+
+
+def test_invoker_iam_check_is_written_on_and_a_public_switch_is_drift() -> None:
+    """invokerIamDisabled is in every body the operator writes (false by default); Google omits a false value
+    on read, which is no drift; a service switched to public access out of band is patched back, alone."""
+    spec = parse_spec(SPEC, name="hello")
+    desired = desired_service(spec, OWNER)
+    assert desired["invokerIamDisabled"] is False
+    observed = observed_from(desired)
+    del observed["invokerIamDisabled"]  # a real read-back omits false
+    assert not plan(spec, observed)
+    observed["invokerIamDisabled"] = True
+    update = plan(spec, observed)
+    assert update.mask == ("invokerIamDisabled",)
+    assert update.reasons == ("invokerIamDisabled is True, want False",)
+
+
+def test_invoker_iam_disabled_only_when_the_spec_says_so() -> None:
+    public = parse_spec({**SPEC, "invokerIamDisabled": True}, name="hello")
+    assert public.invoker_iam_disabled is True
+    observed = observed_from(desired_service(parse_spec(SPEC, name="hello"), OWNER))
+    assert plan(public, observed).mask == ("invokerIamDisabled",)
+    assert not plan(public, observed_from(desired_service(public, OWNER)))
+
+
+def test_invoker_iam_disabled_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidSpecError, match=r"spec\.invokerIamDisabled"):
+        parse_spec({**SPEC, "invokerIamDisabled": "yes"}, name="hello")

@@ -3,7 +3,9 @@
 - The Cloud Run service policy: the IAP service agent must hold ``roles/run.invoker``; a public invoker
   binding (``allUsers``/``allAuthenticatedUsers``) on an IAP-protected service is removed (fail closed).
 - The IAP resource policy: the declared accessors hold ``roles/iap.httpsResourceAccessor``; an accessor
-  with an expiry gets a conditional binding ``request.time < timestamp(...)`` (policy version 3).
+  with an expiry gets a conditional binding ``request.time < timestamp(...)`` (policy version 3). A
+  conditional binding the operator did not write (an access level, say) is never widened: Additive keeps it
+  exactly as found, Authoritative removes it and says so.
 
 Every function takes the observed policy dict and returns a new one plus what changed; the caller
 writes it back with the observed etag, so a concurrent writer makes the write fail and the whole
@@ -133,6 +135,18 @@ def plan_invoker(
 
 
 @dataclass(frozen=True)
+class RemovedBinding:
+    """A conditional grant Authoritative mode removed that the operator did not write: who, under what."""
+
+    members: tuple[str, ...]
+    title: str
+    expression: str
+
+    def describe(self) -> str:
+        return f"{', '.join(self.members)} under condition {self.title!r} ({self.expression})"
+
+
+@dataclass(frozen=True)
 class AccessorPlan:
     """The IAP policy to write (None: nothing to write) and the bookkeeping for status and Events."""
 
@@ -145,6 +159,10 @@ class AccessorPlan:
     ledger: tuple[str, ...]
     next_expiry: datetime | None = None
     notes: Sequence[str] = field(default_factory=tuple)
+    removed_foreign: tuple[RemovedBinding, ...] = ()
+    """Authoritative: each foreign conditional binding removed (or left without some of its members)."""
+    kept_conditional: tuple[str, ...] = ()
+    """Additive: declared members someone else grants only under a condition; left as they are, not widened."""
 
 
 def _accessor_members(policy: Mapping[str, Any]) -> dict[str, datetime | None]:
@@ -165,54 +183,37 @@ def _is_ours(binding: Mapping[str, Any]) -> bool:
     return not cond or (cond.get("title") == EXPIRY_TITLE and expiry_of(cond) is not None)
 
 
-def plan_accessors(
-    policy: Mapping[str, Any],
-    accessors: Sequence[Accessor],
-    *,
-    mode: AccessorsPolicy,
-    ledger: Sequence[str],
-    now: datetime,
-) -> AccessorPlan:
-    """Compute the accessor bindings for ``mode``.
+def _grants(bindings: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(member, condition expression) pairs of the accessor role; "" is unconditional."""
+    return {
+        (normalise_member(m), str((b.get("condition") or {}).get("expression", "")))
+        for b in bindings
+        if b.get("role") == IAP_ACCESSOR_ROLE
+        for m in b.get("members") or ()
+    }
 
-    Authoritative: the role's bindings become exactly the live accessors; everyone else is removed.
-    Additive: live accessors are added; members in ``ledger`` (added earlier by this object) that are no
-    longer declared are removed; every other member is left alone and reported as foreign.
-    """
-    live = [a for a in accessors if a.expires is None or a.expires > now]
-    wanted = {a.member: a.expires for a in live}
-    held = _accessor_members(policy)
-    # Reported once: when the expired binding is still there to remove.
-    expired = tuple(a.member for a in accessors if a.expires is not None and a.expires <= now and a.member in held)
-    bindings = _bindings(policy)
-    others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
-    accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
 
-    if mode is AccessorsPolicy.AUTHORITATIVE:
-        foreign_kept: list[dict[str, Any]] = []
-        removable = set(held) - set(wanted)
-        foreign: tuple[str, ...] = ()
-        new_ledger: tuple[str, ...] = ()
-    else:
-        drop = set(ledger) - set(wanted)
-        foreign_kept = []
-        for b in accessor_bindings:
-            members = [m for m in b.get("members") or () if normalise_member(m) not in wanted and m not in drop]
-            if not members:
-                continue
-            if _is_ours(b) and b.get("condition"):
-                # Another member inside one of our expiry bindings: keep it with its own condition.
-                foreign_kept.append({**b, "members": members})
-            elif _is_ours(b):
-                foreign_kept.append({"role": IAP_ACCESSOR_ROLE, "members": members})
-            else:
-                foreign_kept.append({**b, "members": members})
-        removable = drop & set(held)
-        foreign = tuple(sorted(m for m in held if m not in wanted and m not in drop))
-        # A declared member that already held the role was granted by someone else: not ours to remove
-        # later, so it does not enter the ledger.
-        new_ledger = tuple(sorted(m for m in wanted if m in ledger or m not in held))
+def _foreign_removed(
+    accessor_bindings: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> tuple[RemovedBinding, ...]:
+    """Authoritative: the foreign conditional grants that the new bindings no longer carry."""
+    kept = _grants(new)
+    out = []
+    for b in accessor_bindings:
+        if _is_ours(b):
+            continue
+        cond = b.get("condition") or {}
+        expression = str(cond.get("expression", ""))
+        gone = tuple(
+            sorted({normalise_member(m) for m in b.get("members") or ()} - {m for m, e in kept if e == expression})
+        )
+        if gone:
+            out.append(RemovedBinding(gone, str(cond.get("title", "")), expression))
+    return tuple(out)
 
+
+def _expiry_bindings(wanted: Mapping[str, datetime | None], now: datetime) -> list[dict[str, Any]]:
+    """The operator's own bindings: one unconditional, one per expiry instant."""
     by_expiry: dict[datetime | None, list[str]] = {}
     for member, expires in sorted(wanted.items()):
         by_expiry.setdefault(expires, []).append(member)
@@ -226,18 +227,99 @@ def plan_accessors(
                 "expression": expiry_expression(expires),
             }
         ours.append(binding)
+    return ours
 
-    new = _finish(policy, others + foreign_kept + ours)
+
+def plan_accessors(
+    policy: Mapping[str, Any],
+    accessors: Sequence[Accessor],
+    *,
+    mode: AccessorsPolicy,
+    ledger: Sequence[str],
+    now: datetime,
+) -> AccessorPlan:
+    """Compute the accessor bindings for ``mode``.
+
+    Authoritative: the role's bindings become exactly the live accessors; everyone else is removed, and
+    each removed conditional binding the operator did not write is reported (``removed_foreign``).
+
+    Additive: the object manages only the members of its ledger (the ones it granted) plus declared
+    members nobody held yet. Every other grant of the role is left exactly as it is, binding for binding:
+    a foreign conditional binding keeps all its members and its condition, even a declared member (it is
+    not granted again without the condition: that would widen its access; ``kept_conditional`` says so).
+    """
+    live = [a for a in accessors if a.expires is None or a.expires > now]
+    wanted = {a.member: a.expires for a in live}
+    held = _accessor_members(policy)
+    # Reported once: when the expired binding is still there to remove.
+    expired = tuple(a.member for a in accessors if a.expires is not None and a.expires <= now and a.member in held)
+    bindings = _bindings(policy)
+    others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
+    accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
+
+    if mode is AccessorsPolicy.AUTHORITATIVE:
+        ours = _expiry_bindings(wanted, now)
+        new = _finish(policy, others + ours)
+        return _plan(
+            policy,
+            new,
+            live=live,
+            granted=wanted,
+            held=held,
+            removed=tuple(sorted(set(held) - set(wanted))),
+            expired=expired,
+            foreign=(),
+            ledger=(),
+            removed_foreign=_foreign_removed(accessor_bindings, ours),
+        )
+
+    # A declared member that already held the role was granted by someone else: not ours to remove later,
+    # so it does not enter the ledger, and its grant is not ours to rewrite.
+    new_ledger = tuple(sorted(m for m in wanted if m in ledger or m not in held))
+    managed = set(ledger) | set(new_ledger)
+    kept: list[dict[str, Any]] = []
+    removed: set[str] = set()
+    for b in accessor_bindings:
+        if not _is_ours(b):
+            kept.append(b)  # foreign condition: exactly as found
+            continue
+        members = [m for m in b.get("members") or () if normalise_member(m) not in managed]
+        removed.update(
+            normalise_member(m) for m in b.get("members") or () if normalise_member(m) in set(ledger) - set(wanted)
+        )
+        if members:
+            kept.append({**b, "members": members})
+    granted = {m: wanted[m] for m in new_ledger}
+    new = _finish(policy, others + kept + _expiry_bindings(granted, now))
+    unconditional = {m for m, e in _grants(kept) if not e or expiry_of({"expression": e}) is not None}
+    return _plan(
+        policy,
+        new,
+        live=live,
+        granted=granted,
+        held=held,
+        removed=tuple(sorted(removed)),
+        expired=expired,
+        foreign=tuple(sorted(m for m in held if m not in wanted and m not in ledger)),
+        ledger=new_ledger,
+        kept_conditional=tuple(sorted(m for m in wanted if m not in managed and m not in unconditional)),
+    )
+
+
+def _plan(
+    policy: Mapping[str, Any],
+    new: Policy,
+    *,
+    live: Sequence[Accessor],
+    granted: Mapping[str, datetime | None],
+    held: Mapping[str, datetime | None],
+    **rest: Any,
+) -> AccessorPlan:
     changed = not same_bindings(policy, new)
-    added = tuple(sorted(m for m in wanted if m not in held or held[m] != wanted[m]))
-    next_expiry = min((e for e in wanted.values() if e is not None), default=None)
     return AccessorPlan(
         policy=new if changed else None,
         effective=tuple(sorted(live, key=lambda a: a.member)),
-        added=added,
-        removed=tuple(sorted(removable)),
-        expired=expired,
-        foreign=foreign,
-        ledger=new_ledger,
-        next_expiry=next_expiry,
+        added=tuple(sorted(m for m in granted if m not in held or held[m] != granted[m])),
+        next_expiry=min((e for e in granted.values() if e is not None), default=None),
+        **rest,
     )

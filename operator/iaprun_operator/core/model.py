@@ -95,7 +95,8 @@ class Spec:
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adoption: Adoption = Adoption.NEVER
     invoker_iam_disabled: bool = False
-    """Cloud Run's "allow public access" (service-level ``invokerIamDisabled``); the tenancy policy must allow it."""
+    """Cloud Run's "allow public access" (service-level ``invokerIamDisabled``): the run.invoker IAM check is
+    skipped (public when IAP is off); the tenancy policy must allow it."""
 
 
 def normalise_member(member: str) -> str:

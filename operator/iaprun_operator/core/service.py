@@ -77,6 +77,9 @@ def desired_service(spec: Spec, owner: Owner | None, observed: Mapping[str, Any]
         "annotations": desired_annotations(spec, owner, observed),
         "ingress": spec.ingress,
         "iapEnabled": spec.iap.enabled,
+        # Always written, false unless the spec asks: a service the operator creates or adopts is never
+        # public by Cloud Run's "allow public access" switch without the spec saying so.
+        "invokerIamDisabled": spec.invoker_iam_disabled,
         "template": dict(spec.template),
     }
     if spec.description:
@@ -170,6 +173,9 @@ def plan_update(
         differs("ingress", f"ingress is {observed_ingress}, want {desired['ingress']}")
     if bool(observed.get("iapEnabled")) != bool(desired["iapEnabled"]):
         differs("iapEnabled", f"iapEnabled is {bool(observed.get('iapEnabled'))}, want {desired['iapEnabled']}")
+    have_disabled, want_disabled = bool(observed.get("invokerIamDisabled")), bool(desired.get("invokerIamDisabled"))
+    if have_disabled != want_disabled:
+        differs("invokerIamDisabled", f"invokerIamDisabled is {have_disabled}, want {want_disabled}")
     if applied_hash != desired_hash:
         differs("template", "the spec's template changed")
     elif not contains(desired["template"], observed.get("template")):
