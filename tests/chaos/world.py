@@ -20,7 +20,7 @@ from typing import Any
 
 from chaos import invariants
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, open_rule, wait_for
+from integration.harness import OPERATOR_ACCOUNT, OperatorProcess, open_rule, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -286,6 +286,9 @@ class ChaosWorld:
             abandoned=set(abandoned),
             protected=dict(protected) if isinstance(protected, Mapping) else set(protected),
             settled=settled,
+            # The policy the running operator enforces (a scenario may have started it with its own).
+            tenancy=json.loads(self.operator_env.get("IAPRUN_TENANCY_POLICY") or "null"),
+            operator_service_account=self.operator_env.get("IAPRUN_OPERATOR_SERVICE_ACCOUNT", OPERATOR_ACCOUNT),
         )
 
     def assert_invariants(self, figures: Figures | None = None, **kwargs: Any) -> None:
