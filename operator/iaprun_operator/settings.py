@@ -62,10 +62,6 @@ class Settings:
     clock_offset: float = 0.0
     """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
 
-    @property
-    def emulated(self) -> bool:
-        return self.google_api_endpoint is not None
-
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key)
@@ -82,7 +78,7 @@ def _tenancy(env: Mapping[str, str]) -> TenancyPolicy:
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings; unknown or malformed values fail at start-up, not at the first reconcile."""
+    """Read the settings; a malformed number or JSON fails at start-up; unknown variables and keys are ignored."""
     env = os.environ if env is None else env
     quotas = QuotaSettings(
         run_writes_per_minute=_float(env, "IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", 60.0),
