@@ -49,8 +49,7 @@ def kind_for(code: int, status: str, reason: str) -> Kind:
         return Kind.RATE_LIMITED
     if status in _BY_STATUS:
         return _BY_STATUS[status]
-    if code == 408 or code >= 500:
-        return Kind.TRANSIENT
+    # Else by HTTP code; any other (408, 5xx, a code Google never documented) is worth another try.
     return {
         400: Kind.INVALID,
         401: Kind.PERMISSION,
