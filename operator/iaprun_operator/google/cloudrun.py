@@ -28,7 +28,7 @@ API = "run"
 
 
 def service_to_dict(service: run_v2.Service) -> dict[str, Any]:
-    text = run_v2.Service.to_json(service, including_default_value_fields=False, use_integers_for_enums=False)
+    text = run_v2.Service.to_json(service, always_print_fields_with_no_presence=False, use_integers_for_enums=False)
     return json.loads(text)  # type: ignore[no-any-return]
 
 
