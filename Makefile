@@ -41,6 +41,11 @@ lint: venv ## ruff + mypy (strict on the package)
 unit: venv ## pure-logic tests (no servers)
 	$(VENV)/bin/pytest tests/unit -q
 
+.PHONY: golden
+golden: venv ## rewrite the golden request logs (tests/golden/logs) after a deliberate change; review the diff
+	IAPRUN_GOLDEN_UPDATE=1 $(VENV)/bin/pytest tests/golden -q
+	git status --short -- tests/golden/logs
+
 .PHONY: test
 test: venv tools lint image ## everything: lint, types, unit, admission, emulator, integration, chart, image
 	$(VENV)/bin/pytest -q

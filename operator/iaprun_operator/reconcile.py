@@ -8,7 +8,9 @@ not own. Kubernetes I/O stays in ``handlers``; Google I/O goes through the adapt
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT_ANNOTATION = "iaprun.dev/default-project"
 IAM_ATTEMPTS = 4
+IAM_BACKOFF = 0.2
+"""Seconds before repeating an IAM read-modify-write that met ABORTED; doubled each time, jittered down to half."""
 
 
 @dataclass(frozen=True)
@@ -361,8 +365,11 @@ async def _read_modify_write(
     read: Callable[[], Awaitable[dict[str, Any]]],
     plan: Callable[[dict[str, Any]], Any],
     write: Callable[[dict[str, Any]], Awaitable[Any]],
+    *,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Any:
-    """Read, plan and write a policy with its etag; a concurrent change (ABORTED) restarts the cycle."""
+    """Read, plan and write a policy with its etag; a concurrent change (ABORTED) restarts the cycle after a
+    backoff, as Google asks ("retry the whole read-modify-write with exponential backoff")."""
     for attempt in range(IAM_ATTEMPTS):
         decided = plan(await read())
         if decided.policy is None:
@@ -373,7 +380,9 @@ async def _read_modify_write(
         except GoogleError as error:
             if error.kind is not Kind.CONFLICT or attempt == IAM_ATTEMPTS - 1:
                 raise
+            delay = IAM_BACKOFF * 2**attempt * random.uniform(0.5, 1.0)
             log.info("IAM policy changed concurrently; retrying the read-modify-write (%s)", error.message)
+            await pause(delay)
     raise AssertionError("unreachable")
 
 

@@ -69,10 +69,6 @@ class Settings:
     clock_offset: float = 0.0
     """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
 
-    @property
-    def emulated(self) -> bool:
-        return self.google_api_endpoint is not None
-
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key)
@@ -126,8 +122,8 @@ def _operator_account(env: Mapping[str, str]) -> str | None:
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings; unknown or malformed values fail at start-up (``SettingsError`` for the tenancy
-    policy), not at the first reconcile."""
+    """Read the settings; a malformed number or JSON, or a tenancy policy that does not parse
+    (``SettingsError``), fails at start-up, not at the first reconcile. Unknown variables are ignored."""
     env = os.environ if env is None else env
     quotas = QuotaSettings(
         run_writes_per_minute=_float(env, "IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", 60.0),

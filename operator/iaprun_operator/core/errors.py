@@ -1,7 +1,10 @@
 """The small set of error kinds every Google adapter maps its failures to.
 
-The reconcile loop decides from the kind alone: retry with backoff (transient, rate-limited, conflict),
-stall with the message (permission, invalid), or treat as an answer (not found, already exists).
+The reconcile loop decides from the kind alone. It stalls with Google's message on permission, invalid and
+failed precondition (retrying cannot help), and retries the pass with backoff on everything else: transient,
+rate-limited, conflict (after its own read-modify-write retries), and already exists (a create that lost a
+race finds the service at the next pass's read). Not found is an answer where an adapter expects it (a
+service that does not exist, or is already deleted); anywhere else it is retried like the rest.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ class Kind(Enum):
     NOT_FOUND = "NotFound"
     ALREADY_EXISTS = "AlreadyExists"
     FAILED_PRECONDITION = "FailedPrecondition"
-
-
-RETRYABLE = frozenset({Kind.TRANSIENT, Kind.RATE_LIMITED, Kind.CONFLICT})
 
 
 class GoogleError(Exception):
@@ -45,7 +45,3 @@ class GoogleError(Exception):
         self.code = code
         self.reason = reason
         self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in RETRYABLE

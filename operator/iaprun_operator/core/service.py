@@ -14,12 +14,15 @@ A field the spec does not declare is left to Cloud Run; that is what makes stead
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
 
 from iaprun_operator.core.model import Spec
 from iaprun_operator.core.names import (
@@ -89,9 +92,6 @@ def desired_service(spec: Spec, owner: Owner | None, observed: Mapping[str, Any]
     return service
 
 
-_CPU_RE = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-_MEM_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-_MEM_RE = re.compile(r"^(\d+)(k|M|G|Ki|Mi|Gi)?$")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
@@ -100,11 +100,10 @@ def _normalise_scalar(key: str, value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     text = str(value)
-    if key == "cpu" and (m := _CPU_RE.match(text)):
-        number = float(m.group(1))
-        return number / 1000 if m.group(2) else number
-    if key == "memory" and (m := _MEM_RE.match(text)):
-        return int(m.group(1)) * _MEM_UNITS[m.group(2) or ""]
+    if key in ("cpu", "memory"):
+        # Kubernetes' own quantity grammar: "1000m" is "1", "1Gi" is "1024Mi"; not a quantity: compared as is.
+        with contextlib.suppress(ValueError):
+            return float(parse_quantity(text))  # type: ignore[no-untyped-call]
     if (m := _DURATION_RE.match(text)) and key in {"timeout", "timeoutSeconds"}:
         return float(m.group(1))
     if isinstance(value, int | float):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import socket
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.google.ratelimit import TokenBucket
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 _BY_STATUS = {
     "ABORTED": Kind.CONFLICT,
@@ -51,8 +49,7 @@ def kind_for(code: int, status: str, reason: str) -> Kind:
         return Kind.RATE_LIMITED
     if status in _BY_STATUS:
         return _BY_STATUS[status]
-    if code in (408, 500, 502, 503, 504) or code >= 500:
-        return Kind.TRANSIENT
+    # Else by HTTP code; any other (408, 5xx, a code Google never documented) is worth another try.
     return {
         400: Kind.INVALID,
         401: Kind.PERMISSION,

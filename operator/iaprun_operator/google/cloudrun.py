@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests.adapters
+from google.api_core import exceptions as core_exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.cloud import run_v2
@@ -24,12 +25,10 @@ from iaprun_operator.google.calls import Calls, kind_for
 from iaprun_operator.google.ratelimit import Limiter
 
 API = "run"
-_CODE_NAMES = {9: "FAILED_PRECONDITION", 3: "INVALID_ARGUMENT", 7: "PERMISSION_DENIED", 5: "NOT_FOUND"}
-_HTTP_FOR_CODE = {3: 400, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 13: 500, 14: 503, 4: 504}
 
 
 def service_to_dict(service: run_v2.Service) -> dict[str, Any]:
-    text = run_v2.Service.to_json(service, including_default_value_fields=False, use_integers_for_enums=False)
+    text = run_v2.Service.to_json(service, always_print_fields_with_no_presence=False, use_integers_for_enums=False)
     return json.loads(text)  # type: ignore[no-any-return]
 
 
@@ -45,6 +44,19 @@ def policy_to_dict(policy: policy_pb2.Policy) -> dict[str, Any]:
 
 def policy_from_dict(body: Mapping[str, Any]) -> policy_pb2.Policy:
     return json_format.ParseDict(dict(body), policy_pb2.Policy())
+
+
+def operation_error(raw: Any, method: str) -> GoogleError | None:
+    """The error of a ``google.longrunning`` Operation that is done and failed, else None.
+
+    Its gRPC code is mapped to HTTP and a status name by ``google.api_core``, then to a kind as any call's.
+    """
+    if not (raw.done and raw.HasField("error")):
+        return None
+    answer = core_exceptions.from_grpc_status(int(raw.error.code), raw.error.message)  # type: ignore[no-untyped-call]
+    http = int(answer.code or 500)
+    status = answer.grpc_status_code.name if answer.grpc_status_code is not None else ""
+    return GoogleError(kind_for(http, status, ""), raw.error.message, api=API, method=method, code=http)
 
 
 def _to_snake(path: str) -> str:
@@ -110,11 +122,9 @@ class CloudRun:
     def _started(operation: Any, method: str) -> str:
         """The operation's name; an operation that already failed raises its error."""
         raw = operation.operation
-        if raw.done and raw.HasField("error"):
-            code = int(raw.error.code)
-            http = _HTTP_FOR_CODE.get(code, 500)
-            status = _CODE_NAMES.get(code, "")
-            raise GoogleError(kind_for(http, status, ""), raw.error.message, api=API, method=method, code=http)
+        error = operation_error(raw, method)
+        if error is not None:
+            raise error
         return str(raw.name)
 
     async def create(self, ref: ServiceRef, body: Mapping[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """Client-side token buckets, per Google API, project and region.
 
 Google's quotas are per minute per project (and region for Cloud Run); staying under them is cheaper
-than collecting 429s and backing off. A bucket starts full (a burst of one quota-minute is allowed) and
-refills continuously. A 429 received anyway pauses the bucket for the advised time.
+than collecting 429s and backing off. A bucket holds a tenth of a minute's quota (at least one call), starts
+full, so a burst of that size goes at once, and refills continuously at the quota's rate. A 429 received
+anyway pauses the bucket for the advised time.
 """
 
 from __future__ import annotations
