@@ -21,6 +21,7 @@ from golden.record import Request, Section, render
 from iaprun_operator.core.model import parse_spec
 from iaprun_operator.core.names import Owner, ServiceRef
 from iaprun_operator.core.service import desired_service
+from iaprun_operator.core.tenancy import TenancyPolicy
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.handlers import merged
 from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile
@@ -68,7 +69,12 @@ class World:
         self.emulator = emulator
         self.admin = admin
         self.settings = Settings(
-            google_api_endpoint=emulator.base_url, default_project=PROJECT, cluster_id=CLUSTER, workers=4
+            google_api_endpoint=emulator.base_url,
+            default_project=PROJECT,
+            cluster_id=CLUSTER,
+            workers=4,
+            # One team's install: every scenario's request is allowed (the policy's own tests live elsewhere).
+            tenancy=TenancyPolicy(single_tenant=True),
         )
         self.google = Google.build(self.settings)
         self.spec: dict[str, Any] = {}
