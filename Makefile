@@ -63,10 +63,11 @@ emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$
 	$(PY) -m gcpemu --port $(EMULATOR_PORT)
 
 .PHONY: docs
-docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema
+docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema, the chart README
 	$(PY) hack/gen_reference.py
 	$(PY) hack/gen_chart_crds.py
 	$(PY) hack/gen_values_schema.py
+	$(PY) hack/gen_chart_readme.py
 
 .PHONY: clean
 clean: ## remove the in-checkout environment (the user cache stays)

@@ -167,12 +167,16 @@ def test_tenancy_change_rolls_the_pod(render: Render) -> None:
 
 
 def test_crd_template_is_the_crd_in_crds(render: Render) -> None:
-    """The chart's CRD is crds/iaprun.dev_iaprunservices.yaml (same spec), labelled, and kept on uninstall."""
+    """The chart's CRD is crds/iaprun.dev_iaprunservices.yaml (same spec), labelled, and kept on uninstall (and by
+    Argo CD, which ignores Helm's resource policy)."""
     source = yaml.safe_load((REPO / "crds" / "iaprun.dev_iaprunservices.yaml").read_text())
     crd = only(render(), "CustomResourceDefinition")
     assert crd["spec"] == source["spec"]
     assert crd["metadata"]["name"] == source["metadata"]["name"]
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["annotations"] == {
+        "helm.sh/resource-policy": "keep",
+        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    }
     assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
 

@@ -21,13 +21,27 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels of every object. */}}
+{{/* Labels of every object: the chart's own, then commonLabels (which may not redefine them: validate). */}}
 {{- define "iap-run-operator.labels" -}}
+{{ include "iap-run-operator.ownLabels" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "iap-run-operator.ownLabels" -}}
 helm.sh/chart: {{ include "iap-run-operator.chart" . }}
 {{ include "iap-run-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: iap-run-operator
+{{- end }}
+
+{{/* Labels of the operator pod beyond its selector labels: commonLabels, overridden by podLabels. */}}
+{{- define "iap-run-operator.podExtraLabels" -}}
+{{- with merge (deepCopy .Values.podLabels) .Values.commonLabels }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels that select the operator pod (immutable in the Deployment: never add to them). */}}
@@ -81,6 +95,19 @@ Contradictory values fail the render with a message that names them. Included on
 {{- end }}
 {{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
 {{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}
+{{- end }}
+{{- $own := include "iap-run-operator.ownLabels" . | fromYaml }}
+{{- $own = set $own "app.kubernetes.io/component" "" }}
+{{- range $key, $_ := merge (deepCopy .Values.commonLabels) .Values.podLabels }}
+{{- if hasKey $own $key }}
+{{- fail (printf "commonLabels/podLabels may not redefine the chart's own label %s (it selects or identifies the chart's objects)" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.podMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.podMonitor.enabled=true needs metrics.enabled=true: there is nothing to scrape" }}
+{{- end }}
+{{- if and .Values.metrics.podMonitor.enabled .Values.metrics.serviceMonitor.enabled }}
+{{- fail "metrics.podMonitor and metrics.serviceMonitor are both enabled: every series would be scraped twice; pick one" }}
 {{- end }}
 {{- if and (not .Values.rbac.create) .Values.rbac.aggregate }}
 {{- fail "rbac.aggregate=true needs rbac.create=true (set both to false to manage all roles yourself)" }}
