@@ -66,6 +66,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* PromQL label matchers of the operator's series: metrics.prometheusRule.selector, or the job the chart's
+monitor gives them (prometheus-operator names it after the Service, or namespace/PodMonitor). */}}
+{{- define "iap-run-operator.seriesSelector" -}}
+{{- if .Values.metrics.prometheusRule.selector }}
+{{- .Values.metrics.prometheusRule.selector }}
+{{- else if .Values.metrics.podMonitor.enabled }}
+{{- printf "job=%q" (printf "%s/%s" .Release.Namespace (include "iap-run-operator.fullname" .)) }}
+{{- else }}
+{{- printf "job=%q" (printf "%s-metrics" (include "iap-run-operator.fullname" .)) }}
+{{- end }}
+{{- end }}
+
 {{/* The tenancy policy file the operator reads (IAPRUN_TENANCY_POLICY_FILE). */}}
 {{- define "iap-run-operator.tenancyPolicy" -}}
 {{- dict "rules" .Values.tenancy.rules | toPrettyJson }}
@@ -105,6 +117,9 @@ Contradictory values fail the render with a message that names them. Included on
 {{- end }}
 {{- if and .Values.metrics.podMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.podMonitor.enabled=true needs metrics.enabled=true: there is nothing to scrape" }}
+{{- end }}
+{{- if and (or .Values.metrics.prometheusRule.enabled .Values.metrics.dashboard.enabled) (not .Values.metrics.enabled) }}
+{{- fail "metrics.prometheusRule and metrics.dashboard need metrics.enabled=true: they read the operator's metrics" }}
 {{- end }}
 {{- if and .Values.metrics.podMonitor.enabled .Values.metrics.serviceMonitor.enabled }}
 {{- fail "metrics.podMonitor and metrics.serviceMonitor are both enabled: every series would be scraped twice; pick one" }}
