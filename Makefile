@@ -85,3 +85,8 @@ demo: tools ## the main job on the local world: control plane + emulator + opera
 .PHONY: image
 image: ## build the operator image with buildah on a local Debian base (cached); prints its name
 	./hack/image/build.sh
+
+.PHONY: release
+release: venv ## build and push the image and the chart to REGISTRY=host[:port]/path (version: pyproject.toml); docs/release.md
+	@test -n "$(REGISTRY)" || { echo "usage: make release REGISTRY=registry.example.com/platform" >&2; exit 2; }
+	$(PY) hack/release.py --registry "$(REGISTRY)" $(if $(DIST),--dist "$(DIST)") $(if $(CHANGELOG),--changelog "$(CHANGELOG)")
