@@ -11,26 +11,17 @@ Run ``python hack/gen_chart_readme.py`` to rewrite it, ``--check`` to fail when 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gen_values_schema
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "iap-run-operator"
 README = CHART / "README.md"
-
-
-def _values_schema() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_values_schema", Path(__file__).with_name("gen_values_schema.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_values_schema", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 TEMPLATE = """\
@@ -74,7 +65,7 @@ Read before uninstalling: deleting the CRD or the objects deletes Cloud Run serv
 
 def render() -> str:
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    table = _values_schema().render_table((CHART / "values.yaml").read_text())
+    table = gen_values_schema.render_table((CHART / "values.yaml").read_text())
     return TEMPLATE.format(
         name=meta["name"],
         description=" ".join(str(meta["description"]).split()),

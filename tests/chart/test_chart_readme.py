@@ -5,29 +5,16 @@ A failure here means: run `make docs` (or `python hack/gen_chart_readme.py`) and
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from collections.abc import Callable
-from types import ModuleType
 
 from chart.conftest import CHART
-from integration.harness import REPO
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_chart_readme", REPO / "hack" / "gen_chart_readme.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_chart_readme"] = module
-    spec.loader.exec_module(module)
-    return module
+from hackmodules import load
 
 
 def test_chart_readme_is_generated_from_values() -> None:
     """The committed README is exactly what the generator makes of Chart.yaml and values.yaml."""
-    assert (CHART / "README.md").read_text() == _load().render(), "stale: run `make docs`"
+    assert (CHART / "README.md").read_text() == load("gen_chart_readme").render(), "stale: run `make docs`"
 
 
 def test_every_value_is_in_the_readme() -> None:

@@ -6,28 +6,17 @@ The end-to-end release against a real registry is tests/chart/test_release.py.
 from __future__ import annotations
 
 import datetime
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
+from hackmodules import load
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("release", REPO / "hack" / "release.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["release"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-release = _load()
+release = load("release")
 DIGEST = "sha256:" + "ab" * 32
 
 
