@@ -187,3 +187,18 @@ def test_chart_metadata_says_where_it_comes_from() -> None:
     assert meta["home"].startswith("https://")
     assert meta["sources"]
     assert meta["version"] == meta["appVersion"]
+
+
+def _leaves(values: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    if isinstance(values, dict) and values:
+        return {leaf for key, child in values.items() for leaf in _leaves(child, (*path, key))}
+    return {path}
+
+
+def test_values_max_sets_every_value() -> None:
+    """tests/chart/values-max.yaml names every value of values.yaml, so lint and template cover every knob."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    maximal = yaml.safe_load(VALUES_MAX.read_text())
+    set_there = _leaves(maximal)
+    missing = {leaf for leaf in _leaves(defaults) if not any(given[: len(leaf)] == leaf for given in set_there)}
+    assert {".".join(leaf) for leaf in missing} == set()
