@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -22,10 +23,10 @@ from typing import Any
 import kopf
 
 from iaprun_operator import metrics, sweep
-from iaprun_operator.core.model import parse_timestamp
+from iaprun_operator.core.model import InvalidSpecError, parse_timestamp
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.kube import ObjectExistence
-from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile
+from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile, refuse
 from iaprun_operator.settings import Settings
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
@@ -68,12 +69,26 @@ def backoff(retry: int, *, base: float, cap: float) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def drift_interval(annotations: Mapping[str, str], default: float) -> float:
-    raw = annotations.get(DRIFT_ANNOTATION, "")
+def drift_interval(annotations: Mapping[str, str], *, default: float, floor: float) -> float:
+    """The object's drift interval: its annotation (seconds, ``s`` suffix allowed), else the operator's default.
+
+    An annotation below ``floor``, or not a finite number, raises ``InvalidSpecError``: the object stalls with a
+    message naming the annotation and the floor, rather than being checked every tick (or never) as it asks.
+    """
+    raw = str(annotations.get(DRIFT_ANNOTATION) or "").strip()
+    if not raw:
+        return default  # the platform's own choice, not bound by the floor it sets for tenants
     try:
-        return max(1.0, float(raw.removesuffix("s"))) if raw else default
+        value = float(raw.removesuffix("s"))
     except ValueError:
-        return default
+        value = math.nan
+    if not math.isfinite(value) or value < floor:
+        raise InvalidSpecError(
+            f"annotation {DRIFT_ANNOTATION}: {raw!r} is not a number of seconds of at least {floor:g} (the "
+            f'operator\'s floor, IAPRUN_MIN_DRIFT_INTERVAL_SECONDS); write one such as "{max(floor, 600):g}" '
+            "or remove the annotation"
+        )
+    return value
 
 
 def _now(settings: Settings) -> datetime:
@@ -214,7 +229,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             memo.pop("due_by", None)  # a pass is running: whatever kopf owed the object is being done
             known = memo.get("status")
             obj = view(body, index, None if known is None else with_stored_ledger(known, body.status))
-            result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
+            try:
+                drift_interval(body.metadata.annotations, default=0, floor=settings.min_drift_interval)
+            except InvalidSpecError as error:
+                result = refuse(obj, runtime.google, settings, _now(settings), str(error))
+            else:
+                result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
             memo["status"] = merged(obj.status, result.status)
         runtime.live.add((obj.namespace, obj.name))
         if (project := memo["status"].get("projectID")) and (region := memo["status"].get("region")):
@@ -339,9 +359,18 @@ def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
 
 
 def _next_drift(body: kopf.Body, settings: Settings) -> float:
-    interval = drift_interval(body.metadata.annotations, settings.drift_interval)
+    """When the object's next drift pass is due: its interval with jitter, and never sooner than the floor when
+    the interval came from (or was refused in) its annotation."""
+    floor = settings.min_drift_interval
+    try:
+        interval = drift_interval(body.metadata.annotations, default=settings.drift_interval, floor=floor)
+    except InvalidSpecError:  # the pass stalled the object; look again no sooner than the floor allows
+        interval = max(settings.drift_interval, floor)
     jitter = interval * settings.drift_jitter
-    return time.monotonic() + interval + random.uniform(-jitter, jitter)
+    delay = interval + random.uniform(-jitter, jitter)
+    if body.metadata.annotations.get(DRIFT_ANNOTATION):
+        delay = max(delay, floor)
+    return time.monotonic() + delay
 
 
 def rescue_due(memo: Any, grace: float, now: float) -> bool:
