@@ -25,6 +25,7 @@ import kopf
 from iaprun_operator import metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError, parse_timestamp
 from iaprun_operator.google.bundle import Google
+from iaprun_operator.google.ratelimit import PassSlots
 from iaprun_operator.kube import ObjectExistence
 from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile, refuse
 from iaprun_operator.settings import Settings
@@ -50,13 +51,11 @@ class Runtime:
     google: Google | None = None
     cluster_id: str = ""
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    passes: asyncio.Semaphore | None = None
-    """At most ``settings.workers`` reconcile passes at once (made on the operator's event loop)."""
+    passes: PassSlots | None = None
+    """At most ``settings.workers`` reconcile passes at work at once; a pass waiting for quota holds no slot
+    (made on the operator's event loop)."""
     places: set[tuple[str, str]] = field(default_factory=set)
     """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
-    live: set[tuple[str, str]] = field(default_factory=set)
-    """(namespace, name) of objects this process has reconciled and not yet finalised. Only a hint: the sweep
-    skips asking the API server about these; for any other owner it asks before it acts."""
     sweeper: asyncio.Task[None] | None = None
 
     def lock(self, uid: str) -> asyncio.Lock:
@@ -127,16 +126,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.queueing.idle_timeout = 1.0
         settings.execution.max_workers = runtime.settings.workers
         runtime.google = Google.build(runtime.settings)
-        runtime.passes = asyncio.Semaphore(runtime.settings.workers)
+        runtime.passes = PassSlots(runtime.settings.workers)
         if runtime.settings.orphan_sweep_interval > 0:
             runtime.sweeper = asyncio.create_task(sweep_forever(ObjectExistence(GROUP, VERSION, PLURAL)))
         metrics.serve(runtime.settings.metrics_port)
-
-    def gone_check(exists: ObjectExistence) -> sweep.Exists:
-        async def known_or_asked(namespace: str, name: str) -> bool:
-            return (namespace, name) in runtime.live or await exists(namespace, name)
-
-        return known_or_asked
 
     async def sweep_forever(exists: ObjectExistence) -> None:
         interval = runtime.settings.orphan_sweep_interval
@@ -149,7 +142,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                     set(runtime.places),
                     runtime.google,
                     runtime.cluster_id,
-                    gone_check(exists),
+                    exists,  # the API server's answer for every owner: no in-process hint can go stale
                     namespace=settings.watch_namespace,
                 )
             except Exception:  # the sweep must outlive any one failure; the next one tries again
@@ -222,7 +215,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         assert runtime.google is not None
         assert runtime.passes is not None
         started = time.monotonic()
-        async with runtime.passes, runtime.lock(str(body.metadata.uid)):
+        # The object's lock first: a pass holding a slot never waits for another pass of the same object, which
+        # may have given its slot up for a quota wait and need one back to finish.
+        async with runtime.lock(str(body.metadata.uid)), runtime.passes.slot():
             # kopf hands over a body older than this process's own last status patch when the watch lags
             # past its consistency timeout; the status as last written here is then the better truth
             # (else, e.g., a missing templateHash would read as a template change and cost a PATCH).
@@ -236,7 +231,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             else:
                 result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
             memo["status"] = merged(obj.status, result.status)
-        runtime.live.add((obj.namespace, obj.name))
         if (project := memo["status"].get("projectID")) and (region := memo["status"].get("region")):
             runtime.places.add((str(project), str(region)))
         outcome = result.requeue or "settled"
@@ -312,7 +306,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not result.done:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
-        runtime.live.discard((str(body.metadata.namespace), str(body.metadata.name)))
 
 
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
