@@ -24,6 +24,7 @@ import kopf
 
 from iaprun_operator import metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError, parse_timestamp
+from iaprun_operator.diffbase import DigestDiffBaseStorage
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
 from iaprun_operator.kube import ObjectExistence
@@ -96,14 +97,14 @@ def _now(settings: Settings) -> datetime:
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     settings = runtime.settings
+    diffbase = DigestDiffBaseStorage(prefix=PREFIX)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = f"{PREFIX}/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=PREFIX, key="last-handled-configuration"
-        )
+        # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).
+        settings.persistence.diffbase_storage = diffbase
         settings.posting.reporting_component = "iap-run-operator"
         # Events come from the loop (one per change or failure). kopf would also turn its own log lines
         # into Events, e.g. an Error Event for every "come back later" while Cloud Run works.
@@ -274,6 +275,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         initial_delay=settings.timer_tick,
     )
     async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **kwargs: Any) -> None:
+        diffbase.migrate(body=body, patch=patch)  # an earlier version's copy of the spec, once, if unchanged
         if rescue_due(memo, settings.rescue_grace, time.monotonic()):
             logger.warning(
                 f"kopf has not run the reconcile pass this object is owed for {settings.rescue_grace:.0f} s "
