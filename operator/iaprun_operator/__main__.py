@@ -10,7 +10,7 @@ import kopf
 
 from iaprun_operator import __version__, settings
 from iaprun_operator.handlers import Runtime, register
-from iaprun_operator.logs import quiet_routine_logs
+from iaprun_operator.logs import quiet_routine_logs, redact_spec_values
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = settings.from_env()
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    redact_spec_values()  # at every level, --verbose included
     if not args.verbose:
         quiet_routine_logs()
     registry = kopf.OperatorRegistry()
