@@ -181,3 +181,26 @@ def test_finalizer_removed_during_a_failing_deletion_is_swept(
     emu.clear_faults()
     wait_for(lambda: emu.service(PROJECT, REGION, name) is None, timeout=30, what="the orphan swept")
     assert "Deleted orphaned service" in operator.log_path.read_text()
+
+
+def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner, namespace: str, crd: None) -> None:
+    """Just over 65,536 characters of command, args and env across two containers: refused by the API server,
+    with the budget's message; at the budget: admitted (dry run)."""
+
+    def body(extra: int) -> dict[str, Any]:
+        half = 32768 - len("A") - len("B")
+        spec = manifest(f"budget-{uuid.uuid4().hex[:6]}", region=REGION, projectID=PROJECT)
+        spec["spec"]["template"]["containers"] = [
+            {"name": "one", "image": "hello", "env": [{"name": "A", "value": "x" * half}], "args": ["y"]},
+            {"name": "two", "image": "hello", "env": [{"name": "B", "value": "x" * (half + extra)}]},
+        ]
+        return spec
+
+    def dry_run(extra: int) -> Any:
+        return kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body(extra)))
+
+    refused = dry_run(2)
+    assert refused.returncode != 0
+    assert "exceed 65536 characters" in refused.stderr
+    admitted = dry_run(0)
+    assert admitted.returncode == 0, admitted.stderr

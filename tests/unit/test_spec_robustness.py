@@ -83,13 +83,13 @@ def _only_invalid_spec(spec: Any) -> None:
         parse_spec(spec, name="hello")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(SPEC_KEYS, json_values, max_size=6))
 def test_arbitrary_top_level_values_raise_only_invalid_spec(raw: dict[str, Any]) -> None:
     _only_invalid_spec({**BASE, **raw})
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(IAP, TEMPLATE)
 def test_arbitrary_iap_and_template_raise_only_invalid_spec(iap: dict[str, Any], template: dict[str, Any]) -> None:
     _only_invalid_spec({**BASE, "iap": iap, "template": {**BASE["template"], **template}})
@@ -111,7 +111,7 @@ def test_unrepresentable_expiry_is_invalid_spec(expires: str) -> None:
         parse_spec(spec, name="hello")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.datetimes(timezones=st.timezones()))
 def test_parse_timestamp_is_utc_or_value_error(moment: datetime) -> None:
     """Any ISO time with any offset: a UTC time, or ValueError when UTC cannot represent it."""
