@@ -75,7 +75,7 @@ def wait_condition(kubectl: Runner, namespace: str, name: str, kind: str, *, tim
 
 
 def gone(kubectl: Runner, namespace: str, name: str) -> bool:
-    return kubectl("get", "-n", namespace, f"iaprunservice/{name}").returncode != 0
+    return kubectl("get", "-n", namespace, f"iaprunservice/{name}", check=False).returncode != 0
 
 
 def calls_for(emu: AdminClient, service: str, since: int) -> list[str]:
@@ -197,7 +197,9 @@ def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner
         return spec
 
     def dry_run(extra: int) -> Any:
-        return kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body(extra)))
+        return kubectl(
+            "create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body(extra)), check=False
+        )
 
     refused = dry_run(2)
     assert refused.returncode != 0
