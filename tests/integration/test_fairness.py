@@ -122,7 +122,7 @@ def test_a_flooded_namespace_does_not_delay_another_namespaces_change(
     kube.create(flooded, [flood_object(f"f-{i:04d}", held) for i in range(FLOOD)], threads=8)
     wait_for(
         lambda: stalled_count(kube, flooded) == FLOOD,
-        timeout=30 + FLOOD / READS_PER_SECOND,
+        timeout=60 + 2 * FLOOD / READS_PER_SECOND,
         interval=1.0,
         what="every flood object handled once",
     )
