@@ -153,9 +153,9 @@ def test_the_largest_spec_reaches_ready_keeps_no_value_in_annotations_and_is_del
     assert kubectl("delete", "-n", namespace, f"iaprunservice/{name}", "--timeout=60s").returncode == 0
     assert emu.service(PROJECT, REGION, name) is None
     log = operator.log_path.read_text()
-    assert "is in progress: <redacted" in log  # kopf did log the body, at --verbose, and it was cut
     assert LITERAL not in log
     assert SECRET not in log
+    assert "is in progress: <redacted" in log  # kopf did log the body, at --verbose, and it was cut
 
 
 def test_finalizer_removed_during_a_failing_deletion_is_swept(
