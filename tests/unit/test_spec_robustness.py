@@ -8,6 +8,7 @@ object retried for ever, its deletion stuck. These tests prove the parser never 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iaprun_operator.core.model import InvalidSpecError, parse_spec, parse_timestamp
+from iaprun_operator.reconcile import ObjectView, finalize
+from iaprun_operator.settings import Settings
 
 BASE: dict[str, Any] = {"region": "asia-northeast1", "template": {"containers": [{"image": "hello"}]}}
 
@@ -120,3 +123,26 @@ def test_parse_timestamp_is_utc_or_value_error(moment: datetime) -> None:
     except ValueError:
         return
     assert parsed.tzinfo is UTC
+
+
+class _ReachedGoogleError(Exception):
+    """The finalizer got as far as asking Google: the spec did not stop it."""
+
+
+class _Unreachable:
+    def __getattr__(self, name: str) -> Any:
+        raise _ReachedGoogleError(name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(SPEC_KEYS, json_values, max_size=6).map(lambda raw: {**BASE, **raw}) | json_values)
+def test_the_finalizer_never_raises_on_a_spec(raw: Any) -> None:
+    """Whatever the spec, deletion goes on: done (nothing can have been created) or on to Google, never an
+    exception from the spec."""
+    obj = ObjectView(namespace="n", name="hello", generation=1, spec=raw, status={}, cluster_id="c")
+    google: Any = _Unreachable()
+    try:
+        result = asyncio.run(finalize(obj, google, Settings(default_project="demo-project"), deleting_started=False))
+    except _ReachedGoogleError:
+        return
+    assert result.done
