@@ -12,7 +12,7 @@ import kopf
 from iaprun_operator import __version__, settings
 from iaprun_operator.core import tenancy
 from iaprun_operator.handlers import Runtime, register
-from iaprun_operator.logs import quiet_routine_logs
+from iaprun_operator.logs import quiet_routine_logs, redact_spec_values
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iap-run-operator: {error}", file=sys.stderr)
         return 2
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    redact_spec_values()  # at every level, --verbose included
     if not args.verbose:
         quiet_routine_logs()
     log = logging.getLogger("iaprun_operator.tenancy")

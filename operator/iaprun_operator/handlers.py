@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -22,10 +23,12 @@ from typing import Any
 import kopf
 
 from iaprun_operator import metrics, sweep
-from iaprun_operator.core.model import parse_timestamp
+from iaprun_operator.core.model import InvalidSpecError, parse_timestamp
+from iaprun_operator.diffbase import DigestDiffBaseStorage
 from iaprun_operator.google.bundle import Google
+from iaprun_operator.google.ratelimit import PassSlots
 from iaprun_operator.kube import ObjectExistence
-from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile
+from iaprun_operator.reconcile import ObjectView, Result, finalize, reconcile, refuse
 from iaprun_operator.settings import Settings
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
@@ -49,13 +52,11 @@ class Runtime:
     google: Google | None = None
     cluster_id: str = ""
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    passes: asyncio.Semaphore | None = None
-    """At most ``settings.workers`` reconcile passes at once (made on the operator's event loop)."""
+    passes: PassSlots | None = None
+    """At most ``settings.workers`` reconcile passes at work at once; a pass waiting for quota holds no slot
+    (made on the operator's event loop)."""
     places: set[tuple[str, str]] = field(default_factory=set)
     """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
-    live: set[tuple[str, str]] = field(default_factory=set)
-    """(namespace, name) of objects this process has reconciled and not yet finalised. Only a hint: the sweep
-    skips asking the API server about these; for any other owner it asks before it acts."""
     sweeper: asyncio.Task[None] | None = None
 
     def lock(self, uid: str) -> asyncio.Lock:
@@ -68,12 +69,26 @@ def backoff(retry: int, *, base: float, cap: float) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def drift_interval(annotations: Mapping[str, str], default: float) -> float:
-    raw = annotations.get(DRIFT_ANNOTATION, "")
+def drift_interval(annotations: Mapping[str, str], *, default: float, floor: float) -> float:
+    """The object's drift interval: its annotation (seconds, ``s`` suffix allowed), else the operator's default.
+
+    An annotation below ``floor``, or not a finite number, raises ``InvalidSpecError``: the object stalls with a
+    message naming the annotation and the floor, rather than being checked every tick (or never) as it asks.
+    """
+    raw = str(annotations.get(DRIFT_ANNOTATION) or "").strip()
+    if not raw:
+        return default  # the platform's own choice, not bound by the floor it sets for tenants
     try:
-        return max(1.0, float(raw.removesuffix("s"))) if raw else default
+        value = float(raw.removesuffix("s"))
     except ValueError:
-        return default
+        value = math.nan
+    if not math.isfinite(value) or value < floor:
+        raise InvalidSpecError(
+            f"annotation {DRIFT_ANNOTATION}: {raw!r} is not a number of seconds of at least {floor:g} (the "
+            f'operator\'s floor, IAPRUN_MIN_DRIFT_INTERVAL_SECONDS); write one such as "{max(floor, 600):g}" '
+            "or remove the annotation"
+        )
+    return value
 
 
 def _now(settings: Settings) -> datetime:
@@ -82,14 +97,14 @@ def _now(settings: Settings) -> datetime:
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     settings = runtime.settings
+    diffbase = DigestDiffBaseStorage(prefix=PREFIX)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = f"{PREFIX}/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=PREFIX, key="last-handled-configuration"
-        )
+        # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).
+        settings.persistence.diffbase_storage = diffbase
         settings.posting.reporting_component = "iap-run-operator"
         # Events come from the loop (one per change or failure). kopf would also turn its own log lines
         # into Events, e.g. an Error Event for every "come back later" while Cloud Run works.
@@ -112,16 +127,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.queueing.idle_timeout = 1.0
         settings.execution.max_workers = runtime.settings.workers
         runtime.google = Google.build(runtime.settings)
-        runtime.passes = asyncio.Semaphore(runtime.settings.workers)
+        runtime.passes = PassSlots(runtime.settings.workers)
         if runtime.settings.orphan_sweep_interval > 0:
             runtime.sweeper = asyncio.create_task(sweep_forever(ObjectExistence(GROUP, VERSION, PLURAL)))
         metrics.serve(runtime.settings.metrics_port)
-
-    def gone_check(exists: ObjectExistence) -> sweep.Exists:
-        async def known_or_asked(namespace: str, name: str) -> bool:
-            return (namespace, name) in runtime.live or await exists(namespace, name)
-
-        return known_or_asked
 
     async def sweep_forever(exists: ObjectExistence) -> None:
         interval = runtime.settings.orphan_sweep_interval
@@ -134,7 +143,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                     set(runtime.places),
                     runtime.google,
                     runtime.cluster_id,
-                    gone_check(exists),
+                    exists,  # the API server's answer for every owner: no in-process hint can go stale
                     namespace=settings.watch_namespace,
                 )
             except Exception:  # the sweep must outlive any one failure; the next one tries again
@@ -207,16 +216,22 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         assert runtime.google is not None
         assert runtime.passes is not None
         started = time.monotonic()
-        async with runtime.passes, runtime.lock(str(body.metadata.uid)):
+        # The object's lock first: a pass holding a slot never waits for another pass of the same object, which
+        # may have given its slot up for a quota wait and need one back to finish.
+        async with runtime.lock(str(body.metadata.uid)), runtime.passes.slot():
             # kopf hands over a body older than this process's own last status patch when the watch lags
             # past its consistency timeout; the status as last written here is then the better truth
             # (else, e.g., a missing templateHash would read as a template change and cost a PATCH).
             memo.pop("due_by", None)  # a pass is running: whatever kopf owed the object is being done
             known = memo.get("status")
             obj = view(body, index, None if known is None else with_stored_ledger(known, body.status))
-            result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
+            try:
+                drift_interval(body.metadata.annotations, default=0, floor=settings.min_drift_interval)
+            except InvalidSpecError as error:
+                result = refuse(obj, runtime.google, settings, _now(settings), str(error))
+            else:
+                result = await reconcile(obj, runtime.google, settings, _now(settings), follow_up=follow_up)
             memo["status"] = merged(obj.status, result.status)
-        runtime.live.add((obj.namespace, obj.name))
         if (project := memo["status"].get("projectID")) and (region := memo["status"].get("region")):
             runtime.places.add((str(project), str(region)))
         outcome = result.requeue or "settled"
@@ -261,6 +276,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         initial_delay=settings.timer_tick,
     )
     async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, **kwargs: Any) -> None:
+        diffbase.migrate(body=body, patch=patch)  # an earlier version's copy of the spec, once, if unchanged
         if rescue_due(memo, settings.rescue_grace, time.monotonic()):
             logger.warning(
                 f"kopf has not run the reconcile pass this object is owed for {settings.rescue_grace:.0f} s "
@@ -294,7 +310,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
         metrics.OBJECTS.forget(str(body.metadata.uid))
-        runtime.live.discard((str(body.metadata.namespace), str(body.metadata.name)))
 
 
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,9 +356,18 @@ def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
 
 
 def _next_drift(body: kopf.Body, settings: Settings) -> float:
-    interval = drift_interval(body.metadata.annotations, settings.drift_interval)
+    """When the object's next drift pass is due: its interval with jitter, and never sooner than the floor when
+    the interval came from (or was refused in) its annotation."""
+    floor = settings.min_drift_interval
+    try:
+        interval = drift_interval(body.metadata.annotations, default=settings.drift_interval, floor=floor)
+    except InvalidSpecError:  # the pass stalled the object; look again no sooner than the floor allows
+        interval = max(settings.drift_interval, floor)
     jitter = interval * settings.drift_jitter
-    return time.monotonic() + interval + random.uniform(-jitter, jitter)
+    delay = interval + random.uniform(-jitter, jitter)
+    if body.metadata.annotations.get(DRIFT_ANNOTATION):
+        delay = max(delay, floor)
+    return time.monotonic() + delay
 
 
 def rescue_due(memo: Any, grace: float, now: float) -> bool:

@@ -219,6 +219,12 @@ async def reconcile(
     return p.finish()
 
 
+def refuse(obj: ObjectView, google: Google, settings: Settings, now: datetime, message: str) -> Result:
+    """A pass that stops before it starts: the object asks for something the operator will not do as written
+    (``InvalidSpec``), found outside the spec (an annotation). No Google call is made."""
+    return _Pass(obj, google, settings, now).stall("InvalidSpec", message)
+
+
 def _iam_verified(obj: ObjectView) -> bool:
     """Whether a pass of the current generation found (or made) the invoker grant and the accessors right."""
     if obj.status.get("observedGeneration") != obj.generation:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -44,6 +45,9 @@ class Settings:
     """Identifies this cluster in ownership marks; defaults to the kube-system namespace uid."""
     drift_interval: float = 600.0
     """Seconds between drift checks of one object (annotation ``iaprun.dev/drift-interval`` overrides)."""
+    min_drift_interval: float = 60.0
+    """The shortest drift interval an object may ask for: an annotation below it (or not a finite number) stalls
+    the object with InvalidSpec, so no tenant can make the operator check its objects every tick."""
     drift_jitter: float = 0.1
     """Fraction of the drift interval used as random jitter, so checks of many objects spread out."""
     timer_tick: float = 10.0
@@ -77,6 +81,16 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
 
 class SettingsError(ValueError):
     """A setting cannot be used; the operator refuses to start and says which and why."""
+
+
+def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+    try:
+        value = _float(env, key, default)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{key}={env.get(key)!r}: must be a positive number of seconds")
+    return value
 
 
 def _tenancy(env: Mapping[str, str]) -> TenancyPolicy:
@@ -136,6 +150,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         default_project=env.get("IAPRUN_DEFAULT_PROJECT") or None,
         cluster_id=env.get("IAPRUN_CLUSTER_ID", ""),
         drift_interval=_float(env, "IAPRUN_DRIFT_INTERVAL_SECONDS", 600.0),
+        min_drift_interval=_positive(env, "IAPRUN_MIN_DRIFT_INTERVAL_SECONDS", 60.0),
         drift_jitter=_float(env, "IAPRUN_DRIFT_JITTER", 0.1),
         timer_tick=_float(env, "IAPRUN_TIMER_TICK_SECONDS", 10.0),
         rescue_grace=_float(env, "IAPRUN_RESCUE_GRACE_SECONDS", 60.0),

@@ -112,11 +112,18 @@ def is_public_member(member: str) -> bool:
 
 
 def parse_timestamp(value: str) -> datetime:
-    """RFC 3339 as Kubernetes writes it (``Z`` suffix allowed); always timezone-aware UTC."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    """RFC 3339 as Kubernetes writes it (``Z`` suffix allowed); always timezone-aware UTC.
+
+    Anything that is not such a time in the range Google and Python can both represent (year 1 to 9999 in UTC:
+    ``0001-01-01T00:00:00+14:00`` is not) raises ``ValueError``, never ``OverflowError``.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _enum(value: Any, kind: type[Enum], where: str) -> Any:
@@ -181,7 +188,22 @@ def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
-    """Parse ``spec`` of the object called ``name``; raise ``InvalidSpecError`` with a precise message."""
+    """Parse ``spec`` of the object called ``name``; raise ``InvalidSpecError`` with a precise message.
+
+    Nothing else escapes: a value of a type the schema does not allow (possible when the CRD was installed
+    without its schema, or predates it) is an ``InvalidSpecError`` too, so no spec can crash the loop.
+    """
+    try:
+        return _parse_spec(spec, name=name)
+    except InvalidSpecError:
+        raise
+    except (TypeError, AttributeError, ValueError, KeyError, OverflowError, RecursionError) as error:
+        raise InvalidSpecError(
+            f"spec: a field has a value of a type or form the schema does not allow ({error})"
+        ) from None
+
+
+def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
     region = str(spec.get("region", ""))
     if not REGION_RE.match(region):
         raise InvalidSpecError(f"spec.region: {region!r} is not a Cloud Run region such as asia-northeast1")

@@ -4,16 +4,74 @@ Google's quotas are per minute per project (and region for Cloud Run); staying u
 than collecting 429s and backing off. A bucket holds a tenth of a minute's quota (at least one call), starts
 full, so a burst of that size goes at once, and refills continuously at the quota's rate. A 429 received
 anyway pauses the bucket for the advised time.
+
+Waiting for a token is not work: a reconcile pass gives up its pass slot (``PassSlots``) while it waits, so
+passes starved of one project's quota (one namespace flooding it) cannot hold every slot and delay the passes
+of other projects, whose tokens are there (docs/performance.md, "Fairness").
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from iaprun_operator import metrics
+
+
+class _Slot:
+    """One pass's claim on a slot, which it may give up and take again (a quota wait in between)."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = False
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+        self.held = True
+
+    def give(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+
+_CURRENT: ContextVar[_Slot | None] = ContextVar("iaprun_pass_slot", default=None)
+
+
+class PassSlots:
+    """At most ``size`` reconcile passes at work at once (calls in flight, planning); quota waits excluded."""
+
+    def __init__(self, size: int) -> None:
+        self._semaphore = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        held = _Slot(self._semaphore)
+        await held.take()
+        token = _CURRENT.set(held)
+        try:
+            yield
+        finally:
+            _CURRENT.reset(token)
+            held.give()
+
+
+@asynccontextmanager
+async def slot_given_up() -> AsyncIterator[None]:
+    """The current pass (if any) holds no slot inside; it queues for one again on the way out."""
+    held = _CURRENT.get()
+    if held is None or not held.held:
+        yield
+        return
+    held.give()
+    try:
+        yield
+    finally:
+        await held.take()
 
 
 @dataclass
@@ -46,7 +104,9 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate_per_second
 
     async def acquire(self, api: str) -> None:
-        async with self._lock:  # first come, first served
+        if not self._lock.locked() and self.delay_for_one() == 0:
+            return  # a token was free and nobody queues for one
+        async with slot_given_up(), self._lock:  # first come, first served; the pass's slot is free meanwhile
             while (delay := self.delay_for_one()) > 0:
                 metrics.RATE_LIMIT_WAIT.labels(api).inc(delay)
                 await asyncio.sleep(delay)
