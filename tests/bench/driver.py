@@ -202,6 +202,7 @@ class Kube:
         from kubernetes import client, config
 
         configuration = client.Configuration()
+        # kubernetes ships py.typed but leaves this unannotated
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool
         self.api: Any = client.ApiClient(configuration)
@@ -302,6 +303,7 @@ class ReadyWatcher:
                     self._observe(item)
                 version = listing["metadata"]["resourceVersion"]
                 while not self._stop.is_set():
+                    # kubernetes ships py.typed but leaves this unannotated
                     w: Any = watch.Watch()  # type: ignore[no-untyped-call]
                     stream = w.stream(
                         self.kube.custom.list_namespaced_custom_object,
