@@ -33,10 +33,11 @@ tools: venv ## fetch pinned kubectl/helm and build the control plane (cached)
 	$(PY) -m testworld.tools all
 
 .PHONY: lint
-lint: venv ## ruff + mypy (strict on the package)
+lint: venv ## ruff, mypy (strict on the operator and the local world), import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit
 unit: venv ## pure-logic tests (no servers)
