@@ -70,10 +70,11 @@ emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$
 	$(PY) -m gcpemu --port $(EMULATOR_PORT)
 
 .PHONY: docs
-docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema
+docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema, the chart README
 	$(PY) hack/gen_reference.py
 	$(PY) hack/gen_chart_crds.py
 	$(PY) hack/gen_values_schema.py
+	$(PY) hack/gen_chart_readme.py
 
 .PHONY: clean
 clean: ## remove the in-checkout environment (the user cache stays)
@@ -91,3 +92,8 @@ demo: tools ## the main job on the local world: control plane + emulator + opera
 .PHONY: image
 image: ## build the operator image with buildah on a local Debian base (cached); prints its name
 	./hack/image/build.sh
+
+.PHONY: release
+release: venv ## build and push the image and the chart to REGISTRY=host[:port]/path (version: pyproject.toml); docs/release.md
+	@test -n "$(REGISTRY)" || { echo "usage: make release REGISTRY=registry.example.com/platform" >&2; exit 2; }
+	$(PY) hack/release.py --registry "$(REGISTRY)" $(if $(DIST),--dist "$(DIST)") $(if $(CHANGELOG),--changelog "$(CHANGELOG)")

@@ -7,6 +7,12 @@ cache=${IAPRUN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iap-run-operator}
 key=$(sha256sum "$here/uv-requirements.txt" | cut -c1-16)
 dir="$cache/uv-$key"
 if [ ! -x "$dir/bin/uv" ]; then
+  # One installer at a time (parallel make targets and test workers share the cache).
+  mkdir -p "$cache/locks"
+  exec 9>"$cache/locks/uv-$key.lock"
+  flock 9
+fi
+if [ ! -x "$dir/bin/uv" ]; then
   python=${PYTHON:-python3}
   rm -rf "$dir.tmp"
   "$python" -m venv "$dir.tmp" >&2

@@ -2,7 +2,9 @@
 
 The CRD's ``spec`` is copied verbatim (any ``{{`` is escaped so Helm does not read it as a template); its
 metadata is rewritten so the chart can switch the CRD off (``crds.enabled``), keep it on uninstall
-(``crds.keep`` -> ``helm.sh/resource-policy: keep``) and label it like its other objects.
+(``crds.keep`` -> ``helm.sh/resource-policy: keep``, and Argo CD's ``Prune=false,Delete=false`` sync options,
+since Argo CD renders the chart with ``helm template`` and ignores Helm's resource policy) and label it like
+its other objects.
 
 Run ``python hack/gen_chart_crds.py`` to rewrite the template, ``--check`` to fail when it is stale (the unit
 test tests/unit/test_chart_generated.py does that).
@@ -31,6 +33,7 @@ metadata:
   {{- if .Values.crds.keep }}
   annotations:
     helm.sh/resource-policy: keep
+    argocd.argoproj.io/sync-options: Prune=false,Delete=false
   {{- end }}
   labels:
     {{- include "iap-run-operator.labels" . | nindent 4 }}

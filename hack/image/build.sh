@@ -11,7 +11,9 @@
 #  4. `buildah bud --isolation chroot --storage-driver vfs` builds localhost/iap-run-operator:<version>.
 #
 # buildah's storage is its own, under $IAPRUN_CACHE/buildah (IAPRUN_BUILDAH_ROOT), so it never meets another
-# container tool's storage. The last line printed is the image name.
+# container tool's storage. The last line printed is the image name. With IAPRUN_IMAGE_PACKAGES=<file>, the
+# image's package list (/usr/share/iap-run-operator/packages.txt: Debian and Python packages, locked) is copied
+# there (make release does).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -111,8 +113,19 @@ inputs_key() {  # $1: base image; everything the build reads (the files .dockeri
     cd "$repo"
     printf '%s\n' "$1"
     git ls-files -co --exclude-standard Dockerfile .dockerignore pyproject.toml uv.lock README.md operator \
-      hack/uv-requirements.txt hack/image/build-requirements.txt | grep -v '__pycache__' | sort | xargs sha256sum
+      hack/uv-requirements.txt hack/image/build-requirements.txt hack/image/discovery-documents.txt \
+      | grep -v '__pycache__' | sort | xargs sha256sum
   ) | sha256sum | cut -c1-16
+}
+
+packages_list() {  # $1: image, $2: where to write its package list
+  local ctr mnt
+  ctr=$(bah from --pull=false --quiet "$1")
+  mnt=$(bah mount "$ctr")
+  cp "$mnt/usr/share/iap-run-operator/packages.txt" "$2"
+  bah umount "$ctr" >/dev/null
+  bah rm "$ctr" >/dev/null
+  log "package list: $2 ($(grep -c '^deb ' "$2") Debian, $(grep -c '^pypi ' "$2") Python packages)"
 }
 
 main() {
@@ -134,6 +147,10 @@ main() {
       -f "$repo/Dockerfile" -t "$image" "$repo" >&2
     bah rmi --prune >/dev/null 2>&1 || true  # the previous build of this tag, now dangling
     log "image $image built in $(elapsed "$start") (total)"
+  fi
+  log "image size: $(bah images --format '{{.Size}}' "$image" | head -1) (base $(bah images --format '{{.Size}}' "$base" | head -1))"
+  if [ -n "${IAPRUN_IMAGE_PACKAGES:-}" ]; then
+    packages_list "$image" "$IAPRUN_IMAGE_PACKAGES"
   fi
   echo "$image"
 }

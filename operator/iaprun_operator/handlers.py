@@ -223,6 +223,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         metrics.RECONCILES.labels(outcome).inc()
         metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
         publish(result, body, patch)
+        metrics.OBJECTS.observe(str(body.metadata.uid), memo["status"])
         return result
 
     def come_back(result: Result, retry: int, memo: Any = None) -> None:
@@ -292,6 +293,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if not result.done:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
+        metrics.OBJECTS.forget(str(body.metadata.uid))
         runtime.live.discard((str(body.metadata.namespace), str(body.metadata.name)))
 
 

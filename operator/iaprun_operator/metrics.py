@@ -1,14 +1,30 @@
 """Prometheus metrics, served on their own port (kopf has no metrics endpoint).
 
 Names follow Prometheus conventions: base units, ``_total`` counters, and no object names in labels
-(cardinality stays bounded however many objects there are).
+(cardinality stays bounded however many objects there are). What the chart's PrometheusRule and Grafana
+dashboard read (charts/iap-run-operator/files/) is documented in docs/operations.md.
+
+The object gauges (``iaprun_objects``, ``iaprun_objects_with_expiring_accessors``) are computed at scrape time
+from a small map, uid -> (condition, reason, next accessor expiry), that the handlers update after each status
+they publish and clear when an object is finalized: counts by condition and reason, never a per-object label.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from iaprun_operator import __version__
+from iaprun_operator.core.model import parse_timestamp
 
 RECONCILES = Counter("iaprun_reconcile_total", "Reconcile passes, by result.", ["result"])
 RECONCILE_SECONDS = Histogram(
@@ -66,6 +82,88 @@ class _ForeignMembers:
 
 
 FOREIGN_MEMBERS = _ForeignMembers()
+
+BUILD_INFO = Gauge("iaprun_build_info", "Always 1: the operator's version and Python.", ["version", "python"])
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+# Windows of iaprun_objects_with_expiring_accessors, in seconds, by label value.
+EXPIRY_WINDOWS = {"1d": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What the object gauges count of one object: its kstatus summary and its next accessor expiry."""
+
+    condition: str  # Stalled, Reconciling, Ready (Ready=True) or NotReady (Ready=False, neither of the others)
+    reason: str
+    next_expiry: float | None  # epoch seconds
+
+
+def object_state(status: Mapping[str, Any]) -> ObjectState | None:
+    """The summary of a published status (None before it has a Ready condition)."""
+    by_type = {str(c.get("type")): c for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    ready = by_type.get("Ready")
+    if ready is None:
+        return None
+    condition, source = ("Ready" if ready.get("status") == "True" else "NotReady"), ready
+    for kind in ("Reconciling", "Stalled"):
+        if (found := by_type.get(kind)) is not None and found.get("status") == "True":
+            condition, source = kind, found
+    expiry = (status.get("iap") or {}).get("nextExpiry")
+    try:
+        next_expiry = parse_timestamp(str(expiry)).timestamp() if expiry else None
+    except ValueError:
+        next_expiry = None
+    return ObjectState(condition, str(source.get("reason") or ""), next_expiry)
+
+
+class ObjectStates(Collector):
+    """uid -> ObjectState, exported as counts: ``iaprun_objects{condition,reason}`` and expiring accessors."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._states: dict[str, ObjectState] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def observe(self, uid: str, status: Mapping[str, Any]) -> None:
+        """Record the status just published for object ``uid``."""
+        state = object_state(status)
+        with self._lock:
+            if state is None:
+                self._states.pop(uid, None)
+            else:
+                self._states[uid] = state
+
+    def forget(self, uid: str) -> None:
+        """The object is gone (finalized): it counts no more."""
+        with self._lock:
+            self._states.pop(uid, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            states = list(self._states.values())
+        objects = GaugeMetricFamily(
+            "iaprun_objects",
+            "IapRunService objects by summary condition (Stalled, Reconciling, Ready, NotReady) and its reason.",
+            labels=["condition", "reason"],
+        )
+        for (condition, reason), count in sorted(Tally((s.condition, s.reason) for s in states).items()):
+            objects.add_metric([condition, reason], count)
+        yield objects
+        expiring = GaugeMetricFamily(
+            "iaprun_objects_with_expiring_accessors",
+            "Objects with an accessor grant that expires within the window (1d, 7d, 30d; already expired included).",
+            labels=["within"],
+        )
+        now = self._clock()
+        for window, seconds in EXPIRY_WINDOWS.items():
+            count = sum(1 for s in states if s.next_expiry is not None and s.next_expiry <= now + seconds)
+            expiring.add_metric([window], count)
+        yield expiring
+
+
+OBJECTS = ObjectStates()
+REGISTRY.register(OBJECTS)
 
 
 def serve(port: int) -> None:

@@ -115,6 +115,22 @@ def test_final_image_has_no_compilers_build_tools_or_caches(container: str) -> N
     assert prefix.stdout.strip() == "/opt/venv"
 
 
+def test_image_ships_only_what_runs_and_its_package_list(container: str) -> None:
+    """Three discovery documents (the ones the operator builds clients from), no kubernetes.aio, and the package
+    list (Debian and Python packages, as locked) with the hash-pinned requirements it was installed from."""
+    site = "/opt/venv/lib/python3.11/site-packages"
+    documents = run_in(container, "ls", f"{site}/googleapiclient/discovery_cache/documents").stdout.split()
+    kept = (REPO / "hack" / "image" / "discovery-documents.txt").read_text().splitlines()
+    assert sorted(documents) == sorted(f"{line}.json" for line in kept if line and not line.startswith("#"))
+    assert run_in(container, "sh", "-c", f"ls -d {site}/kubernetes/aio 2>/dev/null; true").stdout == ""
+    packages = run_in(container, "cat", "/usr/share/iap-run-operator/packages.txt").stdout.splitlines()
+    assert any(line.startswith("deb python3.11 ") for line in packages)
+    assert "pypi iap-run-operator 0.1.0" in packages
+    assert any(line.startswith("pypi kopf ") for line in packages)
+    requirements = run_in(container, "cat", "/usr/share/iap-run-operator/requirements.txt").stdout
+    assert "--hash=sha256:" in requirements
+
+
 def _readable_copy(kubeconfig: Path, directory: Path) -> Path:
     """The operator runs as uid 65532: give it a copy of the kubeconfig it may read."""
     copy = directory / "kubeconfig"

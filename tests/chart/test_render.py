@@ -39,9 +39,18 @@ def test_lint_strict_and_template_pass(helm_offline: Helm, render: Render, value
 def test_values_max_renders_every_optional_object(render: Render) -> None:
     """The maximal values file switches on every optional object, so the template test above covers them all."""
     kinds = [m["kind"] for m in render(values=(VALUES_MAX,))]
-    for kind in ("ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding", "Service"):
+    for kind in (
+        "ServiceMonitor",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "PrometheusRule",
+    ):
         assert kind in kinds
     assert kinds.count("ClusterRole") == 3  # the operator's, plus aggregated view and edit
+    assert kinds.count("ConfigMap") == 2  # the tenancy policy and the Grafana dashboard
 
 
 @pytest.mark.parametrize(
@@ -137,7 +146,7 @@ def test_every_operator_setting_is_reachable_from_values(render: Render) -> None
     (container,) = only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("IAPRUN_")}
     assert set(env) == read - {"IAPRUN_GOOGLE_API_ENDPOINT"}  # empty in values-max: not set at all
-    policy_json = only(manifests, "ConfigMap")["data"]["policy.json"]
+    policy_json = find(manifests, "ConfigMap", "iaprun-max-tenancy")[0]["data"]["policy.json"]
     settings = from_env({**env, "IAPRUN_TENANCY_POLICY_FILE": "", "IAPRUN_TENANCY_POLICY": policy_json})
     assert settings.workers == 8
     assert settings.drift_interval == 120.5
@@ -167,12 +176,16 @@ def test_tenancy_change_rolls_the_pod(render: Render) -> None:
 
 
 def test_crd_template_is_the_crd_in_crds(render: Render) -> None:
-    """The chart's CRD is crds/iaprun.dev_iaprunservices.yaml (same spec), labelled, and kept on uninstall."""
+    """The chart's CRD is crds/iaprun.dev_iaprunservices.yaml (same spec), labelled, and kept on uninstall (and by
+    Argo CD, which ignores Helm's resource policy)."""
     source = yaml.safe_load((REPO / "crds" / "iaprun.dev_iaprunservices.yaml").read_text())
     crd = only(render(), "CustomResourceDefinition")
     assert crd["spec"] == source["spec"]
     assert crd["metadata"]["name"] == source["metadata"]["name"]
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["annotations"] == {
+        "helm.sh/resource-policy": "keep",
+        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    }
     assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
 
@@ -220,6 +233,16 @@ def test_aggregated_roles_give_tenants_objects_but_never_status(render: Render) 
 
 
 def test_optional_objects_are_off_by_default(render: Render) -> None:
-    """ServiceMonitor (needs the prometheus-operator CRD), PodDisruptionBudget and NetworkPolicy are opt-in."""
-    kinds = {m["kind"] for m in render()}
-    assert not kinds & {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"}
+    """The monitors and rules (they need the prometheus-operator CRDs), the dashboard, PodDisruptionBudget and
+    NetworkPolicy are opt-in."""
+    manifests = render()
+    kinds = {m["kind"] for m in manifests}
+    assert not kinds & {
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Role",
+    }
+    assert [m["metadata"]["name"] for m in find(manifests, "ConfigMap")] == ["rel-iap-run-operator-tenancy"]

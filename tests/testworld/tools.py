@@ -9,9 +9,14 @@ Nothing here relies on what the machine image happens to have installed:
   extracted binary is checked against a pinned sha256 before it is cached.
 - the control plane is built from ``tests/controlplane`` (Go) and cached under a key made of its Go
   sources, go.mod/go.sum, the Go version and the build recipe, so a warm run is a cache hit.
+- ``promtool`` (alert-rule unit tests) and the OCI ``registry`` (release tests) are built from their Go
+  modules at a pinned version (``go install module/cmd@version``: the module proxy serves them and the Go
+  checksum database verifies every module), cached under a key made of the module, version, Go version and
+  recipe.
 
 Everything lands in ``$IAPRUN_CACHE`` (default ``~/.cache/iap-run-operator``). ``python -m testworld.tools
-all`` ensures all three and prints their paths.
+all`` ensures kubectl, helm and the control plane and prints their paths; ``promtool`` and ``registry`` are
+built on first use (or ``python -m testworld.tools promtool``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +56,23 @@ HELM_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 
 # Part of the control-plane cache key: bump when the build command below changes.
 CONTROLPLANE_RECIPE = "v1: CGO_ENABLED=0 -trimpath -ldflags=-s -w -X version"
+
+
+# Part of the key of every tool built with `go install` below: bump when that command changes.
+GO_TOOL_RECIPE = "v1: go install CGO_ENABLED=0 -trimpath -ldflags=-s -w GOSUMDB verified"
+
+
+@dataclass(frozen=True)
+class GoTool:
+    """A command built from its Go module at a pinned version."""
+
+    name: str
+    package: str  # the main package, within its module
+    version: str  # the module version (the module proxy's tag)
+
+
+PROMTOOL = GoTool("promtool", "github.com/prometheus/prometheus/cmd/promtool", "v0.316.0")  # Prometheus 3.16.0
+REGISTRY = GoTool("registry", "github.com/distribution/distribution/v3/cmd/registry", "v3.1.2")
 
 
 class ToolError(RuntimeError):
@@ -276,9 +299,72 @@ def controlplane_path() -> Path:
     return target
 
 
+# --- commands built from Go modules (promtool, registry) -------------------------------------------
+
+
+def go_tool_key(tool: GoTool) -> str:
+    """Cache key: the package at its version, the Go toolchain and the recipe."""
+    go_version = subprocess.run([_go(), "env", "GOVERSION"], check=True, capture_output=True, text=True)
+    parts = (go_version.stdout.strip(), GO_TOOL_RECIPE, f"{tool.package}@{tool.version}")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def go_tool_path(tool: GoTool) -> Path:
+    """``tool`` built with ``go install package@version`` on a cache miss (a minute or more on a cold cache).
+
+    The module and each of its dependencies are checked against the Go checksum database (sum.golang.org)
+    by the go command itself; a GOSUMDB=off or GONOSUMDB/GOPRIVATE/GOINSECURE covering them is refused.
+    """
+    key = go_tool_key(tool)
+    target = cache_dir() / "tools" / f"{tool.name}-{tool.version}-{key}" / tool.name
+    if target.is_file():
+        return target
+    with _locked(tool.name):
+        if target.is_file():
+            return target
+        env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-trimpath", GOSUMDB=_checked_sumdb())
+        for unsafe in ("GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GOINSECURE", "GOWORK"):
+            env.pop(unsafe, None)
+        _log(f"building {tool.name} from {tool.package}@{tool.version} into {target}")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"{tool.name}-build-") as tmp:  # outside any module
+            subprocess.run(
+                [_go(), "install", "-ldflags=-s -w", f"{tool.package}@{tool.version}"],
+                cwd=tmp,
+                env={**env, "GOBIN": tmp, "GOWORK": "off"},
+                check=True,
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            shutil.copy2(Path(tmp) / tool.name, partial)
+            partial.replace(target)
+        _log(f"built {tool.name} in {time.monotonic() - started:.0f}s")
+    return target
+
+
+def _checked_sumdb() -> str:
+    configured = subprocess.run([_go(), "env", "GOSUMDB"], check=True, capture_output=True, text=True).stdout
+    sumdb = configured.strip() or "sum.golang.org"
+    if sumdb == "off":
+        raise ToolError("GOSUMDB=off: the pinned Go tools are only built with the checksum database verifying them")
+    return sumdb
+
+
+def promtool_path() -> Path:
+    """Prometheus' promtool (``promtool test rules``, ``check rules``), built from its Go module."""
+    return go_tool_path(PROMTOOL)
+
+
+def registry_path() -> Path:
+    """The CNCF distribution registry (a real OCI registry for the release test), built from its Go module."""
+    return go_tool_path(REGISTRY)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testworld.tools", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["all", "kubectl", "helm", "controlplane"], nargs="?", default="all")
+    parser.add_argument(
+        "what", choices=["all", "kubectl", "helm", "controlplane", "promtool", "registry"], nargs="?", default="all"
+    )
     args = parser.parse_args(argv)
     try:
         if args.what in ("all", "kubectl"):
@@ -288,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"helm {HELM_VERSION} {helm_path()}")
         if args.what in ("all", "controlplane"):
             print(f"controlplane {_kubernetes_version()} {controlplane_path()}")
+        for tool in (PROMTOOL, REGISTRY):
+            if args.what == tool.name:
+                print(f"{tool.name} {tool.version} {go_tool_path(tool)}")
     except (ToolError, subprocess.CalledProcessError) as e:
         print(f"testworld.tools: {e}", file=sys.stderr)
         return 1

@@ -21,13 +21,27 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels of every object. */}}
+{{/* Labels of every object: the chart's own, then commonLabels (which may not redefine them: validate). */}}
 {{- define "iap-run-operator.labels" -}}
+{{ include "iap-run-operator.ownLabels" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "iap-run-operator.ownLabels" -}}
 helm.sh/chart: {{ include "iap-run-operator.chart" . }}
 {{ include "iap-run-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: iap-run-operator
+{{- end }}
+
+{{/* Labels of the operator pod beyond its selector labels: commonLabels, overridden by podLabels. */}}
+{{- define "iap-run-operator.podExtraLabels" -}}
+{{- with merge (deepCopy .Values.podLabels) .Values.commonLabels }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Labels that select the operator pod (immutable in the Deployment: never add to them). */}}
@@ -49,6 +63,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* PromQL label matchers of the operator's series: metrics.prometheusRule.selector, or the job the chart's
+monitor gives them (prometheus-operator names it after the Service, or namespace/PodMonitor). */}}
+{{- define "iap-run-operator.seriesSelector" -}}
+{{- if .Values.metrics.prometheusRule.selector }}
+{{- .Values.metrics.prometheusRule.selector }}
+{{- else if .Values.metrics.podMonitor.enabled }}
+{{- printf "job=%q" (printf "%s/%s" .Release.Namespace (include "iap-run-operator.fullname" .)) }}
+{{- else }}
+{{- printf "job=%q" (printf "%s-metrics" (include "iap-run-operator.fullname" .)) }}
 {{- end }}
 {{- end }}
 
@@ -205,6 +231,22 @@ Contradictory values fail the render with a message that names them. Included on
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- $own := include "iap-run-operator.ownLabels" . | fromYaml }}
+{{- $own = set $own "app.kubernetes.io/component" "" }}
+{{- range $key, $_ := merge (deepCopy .Values.commonLabels) .Values.podLabels }}
+{{- if hasKey $own $key }}
+{{- fail (printf "commonLabels/podLabels may not redefine the chart's own label %s (it selects or identifies the chart's objects)" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.podMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.podMonitor.enabled=true needs metrics.enabled=true: there is nothing to scrape" }}
+{{- end }}
+{{- if and (or .Values.metrics.prometheusRule.enabled .Values.metrics.dashboard.enabled) (not .Values.metrics.enabled) }}
+{{- fail "metrics.prometheusRule and metrics.dashboard need metrics.enabled=true: they read the operator's metrics" }}
+{{- end }}
+{{- if and .Values.metrics.podMonitor.enabled .Values.metrics.serviceMonitor.enabled }}
+{{- fail "metrics.podMonitor and metrics.serviceMonitor are both enabled: every series would be scraped twice; pick one" }}
 {{- end }}
 {{- if and (not .Values.rbac.create) .Values.rbac.aggregate }}
 {{- fail "rbac.aggregate=true needs rbac.create=true (set both to false to manage all roles yourself)" }}
