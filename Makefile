@@ -37,6 +37,7 @@ lint: venv ## ruff, mypy (strict on the operator and the local world), import co
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy hack/demo.py
 	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit
