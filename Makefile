@@ -13,14 +13,15 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 VENV := .venv
 PY := $(VENV)/bin/python
 UV = $(shell ./hack/bootstrap-uv.sh)
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tests
+# No PYTHONPATH: the operator (root project) and the local world (tests/pyproject.toml: gcpemu, testworld, bench)
+# are installed editable into $(VENV) by `uv sync`; pytest adds tests/ for the test packages (pyproject).
 EMULATOR_PORT ?= 8090
 
 .PHONY: help
 help: ## list the targets
 	@grep -E '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.synced: pyproject.toml uv.lock hack/uv-requirements.txt
+$(VENV)/.synced: pyproject.toml tests/pyproject.toml uv.lock hack/uv-requirements.txt
 	$(UV) sync --frozen --all-groups
 	touch $@
 
@@ -32,10 +33,12 @@ tools: venv ## fetch pinned kubectl/helm and build the control plane (cached)
 	$(PY) -m testworld.tools all
 
 .PHONY: lint
-lint: venv ## ruff + mypy (strict on the package)
+lint: venv ## ruff, mypy (strict on the operator and the local world), import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy hack/demo.py
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit
 unit: venv ## pure-logic tests (no servers)

@@ -18,19 +18,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "operator")]
-
-from gcpemu.admin import AdminClient  # noqa: E402
-from gcpemu.testing import EmulatorProcess  # noqa: E402
-from integration.harness import OperatorProcess  # noqa: E402
-from testworld import tools  # noqa: E402
-from testworld.cluster import ControlPlane  # noqa: E402
+from gcpemu.admin import AdminClient
+from gcpemu.testing import EmulatorProcess
+from testworld import tools
+from testworld.cluster import ControlPlane
+from testworld.operator_process import REPO, OperatorProcess
 
 BOLD, DIM, GREEN, RED, RESET = (
     ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("", "", "", "", "")
@@ -48,13 +45,13 @@ def show(text: str) -> None:
 
 
 @contextmanager
-def started(what: str, start: object, stop: object) -> Iterator[None]:
+def started(what: str, start: Callable[[], object], stop: Callable[[], object]) -> Iterator[None]:
     step(what)
-    start()  # type: ignore[operator]
+    start()
     try:
         yield
     finally:
-        stop()  # type: ignore[operator]
+        stop()
 
 
 def visit(emulator: str, url: str, user: str | None) -> str:

@@ -135,8 +135,7 @@ def pinned_values(text: str, repository: str, digest: str) -> str:
 
 
 def helm_binary() -> str:
-    sys.path.insert(0, str(REPO / "tests"))
-    from testworld import tools  # the project's pinned, verified helm
+    from testworld import tools  # the project's pinned, verified helm (the local world package, make venv)
 
     return str(tools.helm_path())
 

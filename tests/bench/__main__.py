@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.driver import SCENARIOS, Sizes, run, table
-from integration.harness import REPO
+from testworld.operator_process import REPO
 
 
 def parse(argv: list[str] | None) -> tuple[Sizes, Path]:

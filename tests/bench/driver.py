@@ -34,13 +34,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
-from integration.harness import REPO, OperatorProcess, open_rule, wait_for
 from testworld.cluster import ControlPlane
+from testworld.operator_process import REPO, OperatorProcess, open_rule, wait_for
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 PROJECT, REGION = "demo-project", "asia-northeast1"
@@ -201,6 +202,7 @@ class Kube:
         from kubernetes import client, config
 
         configuration = client.Configuration()
+        # kubernetes ships py.typed but leaves this unannotated
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool
         self.api: Any = client.ApiClient(configuration)
@@ -301,6 +303,7 @@ class ReadyWatcher:
                     self._observe(item)
                 version = listing["metadata"]["resourceVersion"]
                 while not self._stop.is_set():
+                    # kubernetes ships py.typed but leaves this unannotated
                     w: Any = watch.Watch()  # type: ignore[no-untyped-call]
                     stream = w.stream(
                         self.kube.custom.list_namespaced_custom_object,
@@ -597,6 +600,9 @@ class Bench:
             rows.append(self.steady_state(ns, names, unlimited))
         return rows
 
+    def _patches_above(self, before: int) -> bool:
+        return self.admin.counts().get("run.services.patch", 0) > before
+
     def reaction(self, namespace: str, names: Sequence[str], meter: ProcMeter) -> dict[str, Any]:
         """Change one idle object's spec at a time; latency until the emulator receives the PATCH."""
         m = self.sizes.reaction_changes
@@ -622,7 +628,7 @@ class Bench:
                     namespace, name, {"spec": {"template": {"containers": [{"image": f"{IMAGE}:r{i}"}]}}}
                 )
                 wait_for(
-                    lambda b=before: self.admin.counts().get("run.services.patch", 0) > b,
+                    partial(self._patches_above, before),
                     timeout=self.sizes.timeout,
                     interval=0.01,
                     what=f"the PATCH of {name}",

@@ -20,8 +20,6 @@ from typing import Any
 from gcpemu.config import EmulatorConfig
 from gcpemu.server import Emulator
 
-_TESTS_DIR = str(Path(__file__).resolve().parent.parent)
-
 
 class EmulatorThread:
     """Runs an ``Emulator`` on its own event loop in a daemon thread. ``start()`` returns the base URL."""
@@ -88,9 +86,7 @@ class EmulatorProcess:
         fd, self._cfg_file = tempfile.mkstemp(prefix="gcpemu-", suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(self.config, f)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_TESTS_DIR, env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # gcpemu is installed in the interpreter's environment
         self.proc = subprocess.Popen(
             [self.python, "-m", "gcpemu", "--port", "0", "--config", self._cfg_file],
             stdout=subprocess.PIPE,

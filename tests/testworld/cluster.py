@@ -263,6 +263,7 @@ class ControlPlane:
         """A kubernetes.client.ApiClient for the admin identity."""
         from kubernetes import config
 
+        # kubernetes ships py.typed but leaves this unannotated
         return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
     def sa_kubeconfig(
