@@ -85,6 +85,8 @@ class OperatorProcess:
             "IAPRUN_DEFAULT_PROJECT": "demo-project",
             "IAPRUN_METRICS_PORT": "0",
             "IAPRUN_TIMER_TICK_SECONDS": "1",
+            # Tests ask for drift intervals of a few seconds (annotation iaprun.dev/drift-interval).
+            "IAPRUN_MIN_DRIFT_INTERVAL_SECONDS": "1",
             "IAPRUN_CLUSTER_ID": "test-cluster",
             "IAPRUN_OPERATOR_SERVICE_ACCOUNT": OPERATOR_ACCOUNT,
             "PYTHONPATH": str(REPO / "operator"),
