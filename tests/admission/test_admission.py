@@ -102,6 +102,7 @@ def maximal(name: str = "everything") -> Manifest:
             },
             "deletionPolicy": "Abandon",
             "adoption": "IfUnowned",
+            "invokerIamDisabled": True,
         },
     }
 

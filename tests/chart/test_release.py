@@ -131,7 +131,10 @@ def test_helm_install_from_the_registry_runs_the_image_by_digest(
     name = "released"
     adopt_crd(kubectl, name, namespace)
     chart = f"oci://{registry}/iaprun/charts/iap-run-operator"
-    helm("install", name, chart, "--version", _version(), "--plain-http", "--namespace", namespace, timeout=300)
+    helm(
+        "install", name, chart, "--version", _version(), "--plain-http", "--namespace", namespace,
+        *_confined(namespace), timeout=300,
+    )  # fmt: skip
     try:
         deployment = kubectl_json(kubectl, "get", "deployment", "-n", namespace, f"{name}-iap-run-operator")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -141,6 +144,17 @@ def test_helm_install_from_the_registry_runs_the_image_by_digest(
         assert labels["app.kubernetes.io/version"] == _version()
     finally:
         helm("uninstall", name, "--namespace", namespace, check=False)
+
+
+def _confined(namespace: str) -> list[str]:
+    """A single-team policy whose admission policy judges only the test's namespace (it is cluster-scoped)."""
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    return [
+        "--set",
+        "tenancy.singleTenant=true",
+        "--set-json",
+        f"admissionPolicy.namespaceSelector={json.dumps(selector)}",
+    ]
 
 
 def _push_previous_chart(registry: str, directory: Path) -> None:
@@ -182,7 +196,7 @@ def test_upgrade_from_the_previous_release_keeps_objects_ready_with_no_google_wr
     emu = AdminClient(gcp_emulator_process.base_url)
 
     def operator() -> OperatorProcess:
-        env = {"IAPRUN_CLUSTER_ID": "release-test"}
+        env = {"IAPRUN_CLUSTER_ID": "release-test", "IAPRUN_TENANCY_POLICY": json.dumps({"singleTenant": True})}
         return OperatorProcess(
             kubeconfig=str(control_plane.kubeconfig),
             google_endpoint=gcp_emulator_process.base_url,
@@ -191,7 +205,11 @@ def test_upgrade_from_the_previous_release_keeps_objects_ready_with_no_google_wr
         ).start()
 
     adopt_crd(kubectl, name, namespace)
-    helm("install", name, chart, "--version", PREVIOUS, "--plain-http", "--namespace", namespace, timeout=300)
+    confined = _confined(namespace)
+    helm(
+        "install", name, chart, "--version", PREVIOUS, "--plain-http", "--namespace", namespace, *confined,
+        timeout=300,
+    )  # fmt: skip
     body = manifest(svc)
     body["metadata"]["annotations"] = {"iaprun.dev/drift-interval": "2"}
     old = operator()
@@ -201,7 +219,10 @@ def test_upgrade_from_the_previous_release_keeps_objects_ready_with_no_google_wr
         old.stop()
         before = kubectl_json(kubectl, "get", "iaprunservice", "-n", namespace, svc)
         crd_uid = kubectl_json(kubectl, "get", "crd", CRD_NAME)["metadata"]["uid"]
-        helm("upgrade", name, chart, "--version", _version(), "--plain-http", "--namespace", namespace, timeout=300)
+        helm(
+            "upgrade", name, chart, "--version", _version(), "--plain-http", "--namespace", namespace, *confined,
+            timeout=300,
+        )  # fmt: skip
         since = emu.last_seq()
         new = operator()
         try:

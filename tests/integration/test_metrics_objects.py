@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -25,10 +26,31 @@ METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
+def watched(kubectl: Runner) -> Iterator[str]:
+    """The one namespace this module's operator watches, so the counts are this module's objects alone (other
+    modules leave objects behind in namespaces a cluster-wide operator would count)."""
+    name = f"metrics-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "iaprun.test/owned=true")
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    emulator_url: str,
+    crd: None,
+    watched: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    with running_operator(control_plane, emulator_url, tmp_path_factory, IAPRUN_METRICS_PORT=str(METRICS_PORT)) as proc:
+    with running_operator(
+        control_plane,
+        emulator_url,
+        tmp_path_factory,
+        IAPRUN_METRICS_PORT=str(METRICS_PORT),
+        IAPRUN_WATCH_NAMESPACE=watched,
+    ) as proc:
         yield proc
 
 
@@ -47,22 +69,20 @@ def scrape() -> str:
 
 
 def test_objects_are_counted_by_condition_and_leave_when_deleted(
-    operator: OperatorProcess, kubectl: Runner, namespace: str, tenant_namespace: str, svc: str
+    operator: OperatorProcess, kubectl: Runner, watched: str, svc: str
 ) -> None:
     """Ready and Stalled objects are counted under their condition and reason, and no longer once deleted."""
-    ready_before = objects("Ready", "UpToDate")
-    apply(kubectl, namespace, manifest(svc))
-    kubectl("wait", "-n", namespace, f"iaprunservice/{svc}", "--for=condition=Ready", "--timeout=90s")
-    wait_for(lambda: objects("Ready", "UpToDate") == ready_before + 1, timeout=30, what="the Ready count")
-    stalled_before = objects("Stalled", "PolicyDenied")
-    apply(kubectl, tenant_namespace, manifest(svc, projectID="other-project"))  # the tenancy policy refuses it
-    kubectl("wait", "-n", tenant_namespace, f"iaprunservice/{svc}", "--for=condition=Stalled", "--timeout=60s")
-    wait_for(lambda: objects("Stalled", "PolicyDenied") == stalled_before + 1, timeout=30, what="the Stalled count")
+    denied = f"{svc}-public"
+    apply(kubectl, watched, manifest(svc))
+    kubectl("wait", "-n", watched, f"iaprunservice/{svc}", "--for=condition=Ready", "--timeout=90s")
+    wait_for(lambda: objects("Ready", "UpToDate") == 1, timeout=30, what="the Ready count")
+    apply(kubectl, watched, manifest(denied, invokerIamDisabled=True))  # the tenancy rule refuses public access
+    kubectl("wait", "-n", watched, f"iaprunservice/{denied}", "--for=condition=Stalled", "--timeout=60s")
+    wait_for(lambda: objects("Stalled", "PolicyDenied") == 1, timeout=30, what="the Stalled count")
     text = scrape()
     assert svc not in text
     assert 'iaprun_build_info{python="' in text
     assert f'version="{__version__}"}} 1.0' in text
-    kubectl("delete", "-n", namespace, f"iaprunservice/{svc}", "--timeout=90s")
-    kubectl("delete", "-n", tenant_namespace, f"iaprunservice/{svc}", "--timeout=90s")
-    wait_for(lambda: objects("Ready", "UpToDate") == ready_before, timeout=30, what="the Ready count to drop")
-    assert objects("Stalled", "PolicyDenied") == stalled_before
+    kubectl("delete", "-n", watched, f"iaprunservice/{svc}", f"iaprunservice/{denied}", "--timeout=90s")
+    wait_for(lambda: objects("Ready", "UpToDate") == 0, timeout=30, what="the Ready count to drop")
+    assert objects("Stalled", "PolicyDenied") == 0
