@@ -237,6 +237,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         outcome = result.requeue or "settled"
         metrics.RECONCILES.labels(outcome).inc()
         metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
+        count(result, obj.owner.readable)
         publish(result, body, patch)
         metrics.OBJECTS.observe(str(body.metadata.uid), memo["status"])
         return result
@@ -301,15 +302,25 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     async def finalize_handler(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         assert runtime.google is not None
         async with runtime.lock(str(body.metadata.uid)):
-            result = await finalize(
-                view(body, kwargs["namespaces"]), runtime.google, settings, deleting_started=retry > 0
-            )
+            obj = view(body, kwargs["namespaces"])
+            result = await finalize(obj, runtime.google, settings, deleting_started=retry > 0)
+        count(result, obj.owner.readable)
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if not result.done:
             come_back(result, retry)
         runtime.locks.pop(str(body.metadata.uid), None)
         metrics.OBJECTS.forget(str(body.metadata.uid))
+
+
+def count(result: Result, owner: str) -> None:
+    """The one place the facts a pass returns become metrics."""
+    for reason in result.facts.changes:
+        metrics.CHANGES.labels(reason).inc()
+    if result.facts.public_invoker_found:
+        metrics.PUBLIC_INVOKER_FOUND.inc(result.facts.public_invoker_found)
+    if result.facts.foreign_members is not None:
+        metrics.FOREIGN_MEMBERS.set(owner, result.facts.foreign_members)
 
 
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

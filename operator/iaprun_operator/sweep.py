@@ -20,7 +20,7 @@ from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.core.orphans import OrphanAction, claim
 from iaprun_operator.core.service import without_owner
-from iaprun_operator.google.bundle import Google
+from iaprun_operator.ports import GooglePorts
 
 log = logging.getLogger(__name__)
 Exists = Callable[[str, str], Awaitable[bool]]
@@ -38,7 +38,7 @@ class SweepReport:
 
 async def sweep(
     places: Iterable[tuple[str, str]],
-    google: Google,
+    google: GooglePorts,
     cluster_id: str,
     exists: Exists,
     *,
@@ -69,7 +69,12 @@ async def sweep(
 
 
 async def _finish(
-    ref: ServiceRef, service: Mapping[str, Any], action: OrphanAction, owner: str, google: Google, report: SweepReport
+    ref: ServiceRef,
+    service: Mapping[str, Any],
+    action: OrphanAction,
+    owner: str,
+    google: GooglePorts,
+    report: SweepReport,
 ) -> None:
     etag = str(service.get("etag") or "")
     try:
