@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -20,7 +20,7 @@ from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import Event, ObjectView
 from iaprun_operator.scope import authorise
 from iaprun_operator.settings import Settings
-from iaprun_operator.steps.common import StepOutcome
+from iaprun_operator.steps.readiness import ServiceOutcome, iap_condition, readiness
 
 
 class ServiceAction(Enum):
@@ -46,17 +46,6 @@ class ServicePlan:
     notices: tuple[Event, ...] = ()
     """Events announced before the write (recreating, adopting): posted even if the write then fails."""
     refusal: cond.Failure | None = None
-
-
-@dataclass
-class ServiceOutcome(StepOutcome):
-    proceed: bool = False
-    """The service exists and is this object's: its IAM can be kept right in this pass."""
-    revision_failure: cond.Failure | None = None
-    """Cloud Run reports the latest revision failed (already announced; the IAM steps still run)."""
-    error: GoogleError | None = None
-    """A Google call failed; what the outcome holds was settled before it."""
-    observed: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def observe(google: GooglePorts, ref: ServiceRef) -> dict[str, Any] | None:
@@ -143,7 +132,7 @@ async def run(google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef,
     """The step: observe, plan, apply, outcome."""
     observed = await observe(google, ref)
     decided = plan(obj, spec, ref, observed, settings)
-    out = ServiceOutcome(events=list(decided.notices), observed=observed or {})
+    out = ServiceOutcome(events=list(decided.notices))
     if decided.refusal is not None:
         out.failure = decided.refusal
         return out
@@ -180,11 +169,16 @@ def outcome(
     else:
         assert observed is not None
         out.conditions.append(iap_condition(spec, bool(observed.get("iapEnabled")), pending=False))
-        _readiness(plan.ref, obj, observed, out)
+        readiness(plan.ref, obj, observed, out)
 
 
 def _created(plan: ServicePlan, spec: Spec, out: ServiceOutcome) -> None:
-    out.events.append(Event.normal("Created", f"Creating Cloud Run service {plan.ref.name} with IAP {_on_off(spec)}"))
+    out.events.append(
+        Event.normal(
+            "Created",
+            f"Creating Cloud Run service {plan.ref.name} with IAP {'enabled' if spec.iap.enabled else 'disabled'}",
+        )
+    )
     out.progress = cond.Progress("Creating", f"Cloud Run is creating {plan.ref.name}")
     out.conditions += [
         cond.Condition(cond.SERVICE_READY, False, "Creating", "Cloud Run is deploying the first revision"),
@@ -208,47 +202,3 @@ def _updated(plan: ServicePlan, spec: Spec, observed: Mapping[str, Any], out: Se
     out.progress = cond.Progress("Updating", f"Cloud Run is applying {mask}")
     out.conditions.append(cond.Condition(cond.SERVICE_READY, False, "Updating", "; ".join(plan.reasons)))
     out.conditions.append(iap_condition(spec, bool(observed.get("iapEnabled")), pending="iapEnabled" in plan.mask))
-
-
-def _readiness(ref: ServiceRef, obj: ObjectView, observed: Mapping[str, Any], out: ServiceOutcome) -> None:
-    """ServiceReady as Cloud Run reports it, for a service the pass did not write."""
-    terminal = observed.get("terminalCondition") or {}
-    state = terminal.get("state", "")
-    if observed.get("reconciling"):
-        out.progress = cond.Progress("Updating", f"Cloud Run is rolling out {ref.name}")
-        out.conditions.append(
-            cond.Condition(cond.SERVICE_READY, False, "Reconciling", "Cloud Run is rolling out a revision")
-        )
-    elif state == "CONDITION_FAILED":
-        reason = _camel(str(terminal.get("reason") or terminal.get("revisionReason") or "RevisionFailed"))
-        message = str(terminal.get("message") or "Cloud Run reports the service failed")
-        out.conditions.append(cond.Condition(cond.SERVICE_READY, False, reason, message))
-        if obj.status.get("latestCreatedRevision") != observed.get("latestCreatedRevision"):
-            out.events.append(Event.warning(reason, message))
-        # The service exists, so its IAM is still kept right while the revision is broken.
-        out.revision_failure = cond.Failure(reason, message, stalled=True)
-    elif state == "CONDITION_SUCCEEDED":
-        out.conditions.append(cond.Condition(cond.SERVICE_READY, True, "Ready", "Cloud Run reports the service ready"))
-    else:
-        out.progress = cond.Progress("Updating", f"Cloud Run reports {state or 'no state'} for {ref.name}")
-        out.conditions.append(
-            cond.Condition(cond.SERVICE_READY, False, "Pending", f"Cloud Run state {state or 'unknown'}")
-        )
-
-
-def iap_condition(spec: Spec, observed: bool, *, pending: bool) -> cond.Condition:
-    if pending or observed != spec.iap.enabled:
-        return cond.Condition(cond.IAP_ENABLED, False, "Updating", f"Setting iapEnabled to {spec.iap.enabled}")
-    if spec.iap.enabled:
-        return cond.Condition(cond.IAP_ENABLED, True, "Enabled", "IAP is enabled on the service")
-    return cond.Condition(cond.IAP_ENABLED, True, "Disabled", "IAP is disabled as declared (invoker IAM still applies)")
-
-
-def _on_off(spec: Spec) -> str:
-    return "enabled" if spec.iap.enabled else "disabled"
-
-
-def _camel(reason: str) -> str:
-    if reason.isupper() or "_" in reason:
-        return "".join(part.capitalize() for part in reason.lower().split("_"))
-    return reason
