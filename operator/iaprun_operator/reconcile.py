@@ -40,7 +40,6 @@ __all__ = [
     "refuse",
     "resolve_project",
 ]
-_read_modify_write = read_modify_write
 
 
 class _Pass:

@@ -256,13 +256,11 @@ def plan_accessors(
     bindings = _bindings(policy)
     others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
     accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
-
     if mode is AccessorsPolicy.AUTHORITATIVE:
         ours = _expiry_bindings(wanted, now)
-        new = _finish(policy, others + ours)
         return _plan(
             policy,
-            new,
+            _finish(policy, others + ours),
             live=live,
             granted=wanted,
             held=held,
@@ -279,11 +277,10 @@ def plan_accessors(
     managed = set(ledger) | set(new_ledger)
     kept, removed = _additive_kept(accessor_bindings, managed, dropped=set(ledger) - set(wanted))
     granted = {m: wanted[m] for m in new_ledger}
-    new = _finish(policy, others + kept + _expiry_bindings(granted, now))
     unconditional = {m for m, e in _grants(kept) if not e or expiry_of({"expression": e}) is not None}
     return _plan(
         policy,
-        new,
+        _finish(policy, others + kept + _expiry_bindings(granted, now)),
         live=live,
         granted=granted,
         held=held,
