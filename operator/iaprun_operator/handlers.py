@@ -66,7 +66,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> None:
     configure(settings, shared.settings.workers, shared.diffbase)
     shared.cluster_id = await kube.cluster_id(shared.settings.cluster_id)
-    shared.google = Google.build(shared.settings)
+    shared.google = Google.build(shared.settings, observer=metrics.GOOGLE_CALLS)
     shared.passes = PassSlots(shared.settings.workers)
     if (interval := shared.settings.orphan_sweep_interval) > 0:
         shared.sweeper = asyncio.create_task(
