@@ -1,7 +1,8 @@
-"""The one Kubernetes read the operator makes outside kopf: does an object exist right now?
+"""The Kubernetes reads the operator makes outside kopf: does an object exist right now, and which cluster is this?
 
 kopf's watch and indexes lag the API server. Before the orphan sweep deletes a service because its object
 is gone, it asks the API server itself, and anything but a clear 404 counts as "exists" (fail closed).
+The cluster's identity (the kube-system namespace's uid) is read once at start-up.
 """
 
 from __future__ import annotations
@@ -17,16 +18,37 @@ from kubernetes.config.config_exception import ConfigException
 log = logging.getLogger(__name__)
 
 
+def _api_client() -> client.ApiClient:
+    """In-cluster ServiceAccount first, then KUBECONFIG (as kopf's login does)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+def _kube_system_uid() -> str | None:
+    """The uid of the kube-system namespace (None: there is none), with the ``list`` the operator's RBAC allows."""
+    found = client.CoreV1Api(_api_client()).list_namespace(
+        field_selector="metadata.name=kube-system", _request_timeout=30
+    )
+    return next((str(ns.metadata.uid) for ns in found.items if ns.metadata), None)
+
+
+async def cluster_id(configured: str) -> str:
+    """This cluster's identity in ownership marks: the setting, else the kube-system namespace's uid, else
+    "cluster". Read errors reach the caller (start-up retries): a guessed identity would disown services."""
+    if configured:
+        return configured
+    return await asyncio.to_thread(_kube_system_uid) or "cluster"
+
+
 class ObjectExistence:
     """Answers "does this custom object exist?" with a GET against the API server."""
 
     def __init__(self, group: str, version: str, plural: str) -> None:
-        configuration = client.Configuration()
-        try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except ConfigException:
-            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        self._api = client.CustomObjectsApi(client.ApiClient(configuration))
+        self._api = client.CustomObjectsApi(_api_client())
         self._where = (group, version, plural)
 
     def _exists(self, namespace: str, name: str) -> bool:

@@ -45,6 +45,23 @@ RATE_LIMIT_WAIT = Counter(
     "iaprun_rate_limit_wait_seconds_total", "Seconds spent waiting for client-side quota, by API.", ["api"]
 )
 RATE_LIMITED = Counter("iaprun_google_rate_limited_total", "429 RESOURCE_EXHAUSTED answers received, by API.", ["api"])
+
+
+class GoogleCallMetrics:
+    """Counts what the Google adapters report (a ``google.calls.CallObserver``): they count nothing themselves."""
+
+    def call(self, api: str, method: str, code: str, seconds: float) -> None:
+        GOOGLE_REQUESTS.labels(api, method, code).inc()
+        GOOGLE_SECONDS.labels(api, method).observe(seconds)
+
+    def rate_limited(self, api: str) -> None:
+        RATE_LIMITED.labels(api).inc()
+
+    def quota_wait(self, api: str, seconds: float) -> None:
+        RATE_LIMIT_WAIT.labels(api).inc(seconds)
+
+
+GOOGLE_CALLS = GoogleCallMetrics()
 PUBLIC_INVOKER_FOUND = Counter(
     "iaprun_public_invoker_bindings_found_total",
     "Public run.invoker bindings found on IAP-protected services (removed unless the object opts out).",

@@ -1,7 +1,9 @@
 """Operator settings: one object, read once from the environment (the Helm chart sets these).
 
 Every knob has a default that is right for production on GKE; tests and the demo override a few
-(``IAPRUN_GOOGLE_API_ENDPOINT`` points all Google clients at the local emulator).
+(``IAPRUN_GOOGLE_API_ENDPOINT`` points all Google clients at the local emulator). Each field names its
+environment variable (``_env``), so ``from_env`` takes every default from the field itself: the dataclass is
+the one place a default is written (the chart's values are checked against it in tests/chart).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,76 +23,107 @@ from iaprun_operator.core.tenancy import TenancyPolicy, TenancyPolicyError
 log = logging.getLogger(__name__)
 
 
+class SettingsError(ValueError):
+    """A setting cannot be used; the operator refuses to start and says which and why."""
+
+
+Parse = Callable[[Mapping[str, str], str, Any], Any]
+"""Reads one variable: (environment, variable name, the field's default) -> value."""
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+    try:
+        value = _number(env, key, default)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{key}={env.get(key)!r}: must be a positive number of seconds")
+    return value
+
+
+def _integer(env: Mapping[str, str], key: str, default: int) -> int:
+    return int(_number(env, key, default))
+
+
+def _optional(env: Mapping[str, str], key: str, default: None) -> str | None:
+    return env.get(key) or default
+
+
+def _text(env: Mapping[str, str], key: str, default: str) -> str:
+    return env.get(key, default)
+
+
+def _env(variable: str, parse: Parse) -> dict[str, Any]:
+    """Field metadata: the environment variable that sets the field, and how it is read."""
+    return {"env": variable, "parse": parse}
+
+
+def _from_fields(cls: type[Any], env: Mapping[str, str], **rest: Any) -> Any:
+    """``cls`` with every field that names a variable read from ``env`` (its default from the field itself)."""
+    values = dict(rest)
+    for f in fields(cls):
+        if "env" in f.metadata:
+            assert f.default is not MISSING, f"{cls.__name__}.{f.name}: a variable's field needs a default"
+            values[f.name] = f.metadata["parse"](env, f.metadata["env"], f.default)
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class QuotaSettings:
     """Client-side token buckets, per API, project and region, sized like Google's default quotas."""
 
-    run_writes_per_minute: float = 60.0
+    run_writes_per_minute: float = field(default=60.0, metadata=_env("IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", _number))
     """Cloud Run Admin API writes per minute per project and region (setIamPolicy counts as a write)."""
-    run_reads_per_minute: float = 1000.0
+    run_reads_per_minute: float = field(default=1000.0, metadata=_env("IAPRUN_QUOTA_RUN_READS_PER_MINUTE", _number))
     """Cloud Run Admin API reads per minute per project and region."""
-    iap_per_minute: float = 600.0
+    iap_per_minute: float = field(default=600.0, metadata=_env("IAPRUN_QUOTA_IAP_PER_MINUTE", _number))
     """IAP API calls per minute per project (Google publishes no figure; conservative)."""
-    crm_per_minute: float = 600.0
+    crm_per_minute: float = field(default=600.0, metadata=_env("IAPRUN_QUOTA_CRM_PER_MINUTE", _number))
     """Resource Manager reads per minute."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    google_api_endpoint: str | None = None
+    google_api_endpoint: str | None = field(default=None, metadata=_env("IAPRUN_GOOGLE_API_ENDPOINT", _optional))
     """Base URL for every Google API (the local emulator); None means Google with ADC credentials."""
-    default_project: str | None = None
+    default_project: str | None = field(default=None, metadata=_env("IAPRUN_DEFAULT_PROJECT", _optional))
     """Project used when neither the spec nor the namespace annotation names one."""
-    cluster_id: str = ""
+    cluster_id: str = field(default="", metadata=_env("IAPRUN_CLUSTER_ID", _text))
     """Identifies this cluster in ownership marks; defaults to the kube-system namespace uid."""
-    drift_interval: float = 600.0
+    drift_interval: float = field(default=600.0, metadata=_env("IAPRUN_DRIFT_INTERVAL_SECONDS", _number))
     """Seconds between drift checks of one object (annotation ``iaprun.dev/drift-interval`` overrides)."""
-    min_drift_interval: float = 60.0
+    min_drift_interval: float = field(default=60.0, metadata=_env("IAPRUN_MIN_DRIFT_INTERVAL_SECONDS", _positive))
     """The shortest drift interval an object may ask for: an annotation below it (or not a finite number) stalls
     the object with InvalidSpec, so no tenant can make the operator check its objects every tick."""
-    drift_jitter: float = 0.1
+    drift_jitter: float = field(default=0.1, metadata=_env("IAPRUN_DRIFT_JITTER", _number))
     """Fraction of the drift interval used as random jitter, so checks of many objects spread out."""
-    timer_tick: float = 10.0
+    timer_tick: float = field(default=10.0, metadata=_env("IAPRUN_TIMER_TICK_SECONDS", _number))
     """How often each object's timer wakes to see whether a drift check or an expiry is due."""
-    rescue_grace: float = 60.0
+    rescue_grace: float = field(default=60.0, metadata=_env("IAPRUN_RESCUE_GRACE_SECONDS", _number))
     """Seconds past the time kopf owes an object a pass (its first, or a requested come-back) before the object's
     timer runs it, when none is in flight: a safety net for a watch event lost across an API server restart."""
-    orphan_sweep_interval: float = 600.0
+    orphan_sweep_interval: float = field(default=600.0, metadata=_env("IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS", _number))
     """Seconds between orphan sweeps (one ``services.list`` per project and region in use); 0 disables."""
-    workers: int = 64
+    workers: int = field(default=64, metadata=_env("IAPRUN_WORKERS", _integer))
     """Objects reconciled concurrently; also the size of the Google-call thread pool."""
-    request_timeout: float = 30.0
+    request_timeout: float = field(default=30.0, metadata=_env("IAPRUN_REQUEST_TIMEOUT_SECONDS", _number))
     """Seconds before one Google call is abandoned and retried."""
-    metrics_port: int = 8080
+    metrics_port: int = field(default=8080, metadata=_env("IAPRUN_METRICS_PORT", _integer))
     """Port of the Prometheus metrics endpoint (0 disables it)."""
-    watch_namespace: str | None = None
+    watch_namespace: str | None = field(default=None, metadata=_env("IAPRUN_WATCH_NAMESPACE", _optional))
     """Watch only this namespace (None: cluster-wide)."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     """The platform's tenancy policy; empty allows nothing."""
     operator_service_account: str | None = None
     """The operator's own Google account, never allowed as a runtime identity (None: not known)."""
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
-    clock_offset: float = 0.0
+    clock_offset: float = field(default=0.0, metadata=_env("IAPRUN_CLOCK_OFFSET_SECONDS", _number))
     """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
-
-
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    return float(raw) if raw not in (None, "") else default
-
-
-class SettingsError(ValueError):
-    """A setting cannot be used; the operator refuses to start and says which and why."""
-
-
-def _positive(env: Mapping[str, str], key: str, default: float) -> float:
-    try:
-        value = _float(env, key, default)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{key}={env.get(key)!r}: must be a positive number of seconds")
-    return value
 
 
 def _tenancy(env: Mapping[str, str]) -> TenancyPolicy:
@@ -139,28 +172,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings; a malformed number or JSON, or a tenancy policy that does not parse
     (``SettingsError``), fails at start-up, not at the first reconcile. Unknown variables are ignored."""
     env = os.environ if env is None else env
-    quotas = QuotaSettings(
-        run_writes_per_minute=_float(env, "IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE", 60.0),
-        run_reads_per_minute=_float(env, "IAPRUN_QUOTA_RUN_READS_PER_MINUTE", 1000.0),
-        iap_per_minute=_float(env, "IAPRUN_QUOTA_IAP_PER_MINUTE", 600.0),
-        crm_per_minute=_float(env, "IAPRUN_QUOTA_CRM_PER_MINUTE", 600.0),
-    )
-    return Settings(
-        google_api_endpoint=env.get("IAPRUN_GOOGLE_API_ENDPOINT") or None,
-        default_project=env.get("IAPRUN_DEFAULT_PROJECT") or None,
-        cluster_id=env.get("IAPRUN_CLUSTER_ID", ""),
-        drift_interval=_float(env, "IAPRUN_DRIFT_INTERVAL_SECONDS", 600.0),
-        min_drift_interval=_positive(env, "IAPRUN_MIN_DRIFT_INTERVAL_SECONDS", 60.0),
-        drift_jitter=_float(env, "IAPRUN_DRIFT_JITTER", 0.1),
-        timer_tick=_float(env, "IAPRUN_TIMER_TICK_SECONDS", 10.0),
-        rescue_grace=_float(env, "IAPRUN_RESCUE_GRACE_SECONDS", 60.0),
-        orphan_sweep_interval=_float(env, "IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS", 600.0),
-        workers=int(_float(env, "IAPRUN_WORKERS", 64)),
-        request_timeout=_float(env, "IAPRUN_REQUEST_TIMEOUT_SECONDS", 30.0),
-        metrics_port=int(_float(env, "IAPRUN_METRICS_PORT", 8080)),
-        watch_namespace=env.get("IAPRUN_WATCH_NAMESPACE") or None,
+    settings: Settings = _from_fields(
+        Settings,
+        env,
         tenancy=_tenancy(env),
         operator_service_account=_operator_account(env),
-        quotas=quotas,
-        clock_offset=_float(env, "IAPRUN_CLOCK_OFFSET_SECONDS", 0.0),
+        quotas=_from_fields(QuotaSettings, env),
     )
+    return settings

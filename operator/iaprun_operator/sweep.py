@@ -10,7 +10,9 @@ object's deletion policy (stamped on the service) asked for. The decision rules 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +22,7 @@ from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.core.orphans import OrphanAction, claim
 from iaprun_operator.core.service import without_owner
-from iaprun_operator.google.bundle import Google
+from iaprun_operator.ports import GooglePorts
 
 log = logging.getLogger(__name__)
 Exists = Callable[[str, str], Awaitable[bool]]
@@ -38,7 +40,7 @@ class SweepReport:
 
 async def sweep(
     places: Iterable[tuple[str, str]],
-    google: Google,
+    google: GooglePorts,
     cluster_id: str,
     exists: Exists,
     *,
@@ -68,8 +70,41 @@ async def sweep(
     return report
 
 
+async def forever(
+    places: Callable[[], Iterable[tuple[str, str]]],
+    google: GooglePorts,
+    cluster_id: str,
+    exists: Exists,
+    *,
+    interval: float,
+    namespace: str | None,
+) -> None:
+    """Sweep every ``interval`` (jittered) until cancelled; a failed sweep is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+        try:
+            # ``exists`` is the API server's answer for every owner: no in-process hint can go stale.
+            report = await sweep(places(), google, cluster_id, exists, namespace=namespace)
+        except Exception:  # the sweep must outlive any one failure
+            log.exception("Orphan sweep failed")
+            continue
+        if report.deleted or report.abandoned or report.reported or report.failed:
+            log.info(
+                "Orphan sweep: %d deleted, %d abandoned, %d reported, %d failed",
+                len(report.deleted),
+                len(report.abandoned),
+                len(report.reported),
+                len(report.failed),
+            )
+
+
 async def _finish(
-    ref: ServiceRef, service: Mapping[str, Any], action: OrphanAction, owner: str, google: Google, report: SweepReport
+    ref: ServiceRef,
+    service: Mapping[str, Any],
+    action: OrphanAction,
+    owner: str,
+    google: GooglePorts,
+    report: SweepReport,
 ) -> None:
     etag = str(service.get("etag") or "")
     try:

@@ -8,13 +8,11 @@ timer then comes back no sooner than the floor.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import kopf
 import pytest
 
 from iaprun_operator.core.model import InvalidSpecError
-from iaprun_operator.handlers import DRIFT_ANNOTATION, _next_drift, drift_interval
+from iaprun_operator.schedule import DRIFT_ANNOTATION, drift_interval, next_drift
 from iaprun_operator.settings import Settings, from_env
 
 
@@ -39,9 +37,8 @@ def test_below_the_floor_or_not_a_finite_number_is_invalid_spec(raw: str) -> Non
 
 @pytest.mark.parametrize("raw", ["0", "nan", "inf", "-5"])
 def test_a_refused_annotation_brings_the_timer_back_no_sooner_than_the_floor(raw: str) -> None:
-    body: Any = kopf.Body({"metadata": {"annotations": {DRIFT_ANNOTATION: raw}}})
     settings = Settings(drift_interval=5, min_drift_interval=60, drift_jitter=0.1)
-    assert _next_drift(body, settings) - time.monotonic() >= 59
+    assert next_drift({DRIFT_ANNOTATION: raw}, settings) - time.monotonic() >= 59
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf", "x"])

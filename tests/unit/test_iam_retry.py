@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.reconcile import IAM_ATTEMPTS, IAM_BACKOFF, _read_modify_write
+from iaprun_operator.steps.common import IAM_ATTEMPTS, IAM_BACKOFF, read_modify_write
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Store:
         self.pauses.append(seconds)
 
     async def run(self) -> Any:
-        return await _read_modify_write(self.read, self.plan, self.write, pause=self.pause)
+        return await read_modify_write(self.read, self.plan, self.write, pause=self.pause)
 
 
 async def test_aborted_repeats_the_whole_cycle_with_the_fresh_etag_after_a_growing_pause() -> None:
@@ -78,6 +78,6 @@ async def test_other_errors_are_not_retried_here(kind: Kind) -> None:
 
 async def test_nothing_to_write_reads_once_and_writes_nothing() -> None:
     store = Store()
-    decided = await _read_modify_write(store.read, lambda p: Decided(None), store.write, pause=store.pause)
+    decided = await read_modify_write(store.read, lambda p: Decided(None), store.write, pause=store.pause)
     assert decided.policy is None
     assert (store.reads, store.writes, store.pauses) == (1, [], [])

@@ -256,13 +256,11 @@ def plan_accessors(
     bindings = _bindings(policy)
     others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
     accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
-
     if mode is AccessorsPolicy.AUTHORITATIVE:
         ours = _expiry_bindings(wanted, now)
-        new = _finish(policy, others + ours)
         return _plan(
             policy,
-            new,
+            _finish(policy, others + ours),
             live=live,
             granted=wanted,
             held=held,
@@ -277,24 +275,12 @@ def plan_accessors(
     # so it does not enter the ledger, and its grant is not ours to rewrite.
     new_ledger = tuple(sorted(m for m in wanted if m in ledger or m not in held))
     managed = set(ledger) | set(new_ledger)
-    kept: list[dict[str, Any]] = []
-    removed: set[str] = set()
-    for b in accessor_bindings:
-        if not _is_ours(b):
-            kept.append(b)  # foreign condition: exactly as found
-            continue
-        members = [m for m in b.get("members") or () if normalise_member(m) not in managed]
-        removed.update(
-            normalise_member(m) for m in b.get("members") or () if normalise_member(m) in set(ledger) - set(wanted)
-        )
-        if members:
-            kept.append({**b, "members": members})
+    kept, removed = _additive_kept(accessor_bindings, managed, dropped=set(ledger) - set(wanted))
     granted = {m: wanted[m] for m in new_ledger}
-    new = _finish(policy, others + kept + _expiry_bindings(granted, now))
     unconditional = {m for m, e in _grants(kept) if not e or expiry_of({"expression": e}) is not None}
     return _plan(
         policy,
-        new,
+        _finish(policy, others + kept + _expiry_bindings(granted, now)),
         live=live,
         granted=granted,
         held=held,
@@ -304,6 +290,24 @@ def plan_accessors(
         ledger=new_ledger,
         kept_conditional=tuple(sorted(m for m in wanted if m not in managed and m not in unconditional)),
     )
+
+
+def _additive_kept(
+    accessor_bindings: Sequence[dict[str, Any]], managed: set[str], *, dropped: set[str]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Additive: the role's bindings without the members this object manages (it rewrites their grants), and
+    which of its own former members (``dropped``: in the ledger, no longer declared) that removes."""
+    kept: list[dict[str, Any]] = []
+    removed: set[str] = set()
+    for b in accessor_bindings:
+        if not _is_ours(b):
+            kept.append(b)  # foreign condition: exactly as found
+            continue
+        members = [m for m in b.get("members") or () if normalise_member(m) not in managed]
+        removed.update(normalise_member(m) for m in b.get("members") or () if normalise_member(m) in dropped)
+        if members:
+            kept.append({**b, "members": members})
+    return kept, removed
 
 
 def _plan(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iaprun_operator.google.calls import Calls
+from iaprun_operator.google.calls import CallObserver, Calls, Unobserved
 from iaprun_operator.google.cloudrun import CloudRun
 from iaprun_operator.google.credentials import credentials
 from iaprun_operator.google.discovery import DiscoveryClients
@@ -22,9 +22,11 @@ class Google:
     calls: Calls
 
     @classmethod
-    def build(cls, settings: Settings) -> Google:
+    def build(cls, settings: Settings, observer: CallObserver | None = None) -> Google:
+        """The adapters; ``observer`` is told of every call and quota wait (the operator passes its metrics)."""
+        observer = observer or Unobserved()
         creds = credentials(settings.google_api_endpoint)
-        calls = Calls(threads=max(4, settings.workers))
+        calls = Calls(threads=max(4, settings.workers), observer=observer)
         q = settings.quotas
         limiter = Limiter(
             {
@@ -33,7 +35,8 @@ class Google:
                 "iap": q.iap_per_minute,
                 "crm": q.crm_per_minute,
                 "serviceusage": 240.0,
-            }
+            },
+            on_wait=observer.quota_wait,
         )
         clients = DiscoveryClients(creds=creds, endpoint=settings.google_api_endpoint, timeout=settings.request_timeout)
         return cls(

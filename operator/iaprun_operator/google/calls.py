@@ -1,8 +1,9 @@
-"""Running blocking Google client calls from asyncio: rate limits, a thread pool, metrics, error kinds.
+"""Running blocking Google client calls from asyncio: rate limits, a thread pool, call reports, error kinds.
 
 The official clients are synchronous. Each call runs in a bounded thread pool so the event loop (and
 every other object's reconcile) keeps going; before it runs, it takes a token from its quota bucket;
-after, it is counted by API, method and HTTP code; a failure becomes a ``GoogleError`` with a ``Kind``.
+after, it is reported to the ``CallObserver`` (the operator's metrics) by API, method and HTTP code; a failure
+becomes a ``GoogleError`` with a ``Kind``. The adapters count nothing themselves.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 from google.api_core import exceptions as core_exceptions
 from googleapiclient.errors import HttpError
 
-from iaprun_operator import metrics
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.google.ratelimit import TokenBucket
 
@@ -137,11 +137,33 @@ def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError
     return None
 
 
+class CallObserver(Protocol):
+    """Told about every Google call and quota wait (``metrics.GOOGLE_CALLS`` counts them)."""
+
+    def call(self, api: str, method: str, code: str, seconds: float) -> None: ...
+    def rate_limited(self, api: str) -> None: ...
+    def quota_wait(self, api: str, seconds: float) -> None: ...
+
+
+class Unobserved:
+    """A ``CallObserver`` that keeps nothing (tests, tools)."""
+
+    def call(self, api: str, method: str, code: str, seconds: float) -> None:
+        pass
+
+    def rate_limited(self, api: str) -> None:
+        pass
+
+    def quota_wait(self, api: str, seconds: float) -> None:
+        pass
+
+
 class Calls:
     """The one place blocking Google calls are made from."""
 
-    def __init__(self, *, threads: int) -> None:
+    def __init__(self, *, threads: int, observer: CallObserver | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="google")
+        self._observer = observer or Unobserved()
 
     async def run(self, api: str, method: str, bucket: TokenBucket | None, fn: Callable[[], T]) -> T:
         if bucket is not None:
@@ -158,13 +180,12 @@ class Calls:
                 raise
             code = str(error.code or error.kind.value)
             if error.kind is Kind.RATE_LIMITED:
-                metrics.RATE_LIMITED.labels(api).inc()
+                self._observer.rate_limited(api)
                 if bucket is not None:
                     bucket.pause(error.retry_after or 10.0)
             raise error from exc
         finally:
-            metrics.GOOGLE_REQUESTS.labels(api, method, code).inc()
-            metrics.GOOGLE_SECONDS.labels(api, method).observe(time.monotonic() - started)
+            self._observer.call(api, method, code, time.monotonic() - started)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -19,8 +19,6 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from iaprun_operator import metrics
-
 
 class _Slot:
     """One pass's claim on a slot, which it may give up and take again (a quota wait in between)."""
@@ -82,6 +80,8 @@ class TokenBucket:
     updated: float = field(init=False)
     paused_until: float = 0.0
     clock: Callable[[], float] = time.monotonic
+    on_wait: Callable[[str, float], None] | None = None
+    """Told of every wait for a token (api, seconds): the operator's metrics."""
 
     def __post_init__(self) -> None:
         self.tokens = self.capacity
@@ -108,7 +108,8 @@ class TokenBucket:
             return  # a token was free and nobody queues for one
         async with slot_given_up(), self._lock:  # first come, first served; the pass's slot is free meanwhile
             while (delay := self.delay_for_one()) > 0:
-                metrics.RATE_LIMIT_WAIT.labels(api).inc(delay)
+                if self.on_wait is not None:
+                    self.on_wait(api, delay)
                 await asyncio.sleep(delay)
 
     def pause(self, seconds: float) -> None:
@@ -118,8 +119,9 @@ class TokenBucket:
 class Limiter:
     """Buckets created on first use; ``per_minute`` maps a bucket kind to its quota."""
 
-    def __init__(self, per_minute: dict[str, float]) -> None:
+    def __init__(self, per_minute: dict[str, float], on_wait: Callable[[str, float], None] | None = None) -> None:
         self._per_minute = per_minute
+        self._on_wait = on_wait
         self._buckets: dict[tuple[str, ...], TokenBucket] = {}
 
     def bucket(self, kind: str, *scope: str) -> TokenBucket:
@@ -128,6 +130,6 @@ class Limiter:
         if bucket is None:
             rate = self._per_minute[kind]
             # Burst: a tenth of a minute's quota, so a restart does not spend the whole minute at once.
-            bucket = TokenBucket(rate_per_second=rate / 60.0, capacity=max(1.0, rate / 10.0))
+            bucket = TokenBucket(rate_per_second=rate / 60.0, capacity=max(1.0, rate / 10.0), on_wait=self._on_wait)
             self._buckets[key] = bucket
         return bucket

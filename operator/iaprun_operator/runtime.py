@@ -1,0 +1,76 @@
+"""What the kopf handlers share (``Runtime``), and kopf's own settings for this operator.
+
+Apart from ``handlers`` so that module is only the list of events and what each runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import kopf
+
+from iaprun_operator.diffbase import DigestDiffBaseStorage
+from iaprun_operator.google.bundle import Google
+from iaprun_operator.google.ratelimit import PassSlots
+from iaprun_operator.settings import Settings
+
+PREFIX = "iaprun.dev"
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    uid: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+@dataclass
+class Runtime:
+    """What handlers share: settings, the Google adapters, and the cluster's identity (all set at start-up)."""
+
+    settings: Settings
+    google: Google | None = None
+    cluster_id: str = ""
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    passes: PassSlots | None = None
+    """At most ``settings.workers`` reconcile passes at work at once; a pass waiting for quota holds no slot
+    (made on the operator's event loop)."""
+    places: set[tuple[str, str]] = field(default_factory=set)
+    """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
+    sweeper: asyncio.Task[None] | None = None
+    diffbase: DigestDiffBaseStorage = field(default_factory=lambda: DigestDiffBaseStorage(prefix=PREFIX))
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def configure(settings: kopf.OperatorSettings, workers: int, diffbase: DigestDiffBaseStorage) -> None:
+    """kopf's own settings for this operator (persistence, posting, watching, networking, queueing)."""
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).
+    settings.persistence.diffbase_storage = diffbase
+    settings.posting.reporting_component = "iap-run-operator"
+    # Events come from the loop (one per change or failure). kopf would also turn its own log lines
+    # into Events, e.g. an Error Event for every "come back later" while Cloud Run works.
+    settings.posting.level = logging.CRITICAL
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    # Ride out a control-plane restart (a minute or more of refused connections): kopf's default retries
+    # give up after ~54 s, and a status patch given up on is lost until the object's next event. Retry
+    # every 5 s for ~5 minutes, so the operator is back within seconds of the API server.
+    settings.networking.error_backoffs = [1, 1, 2, 3, 5] + [5] * 58
+    # W reconcile passes at once (Runtime.passes) bound the Google work. kopf's per-object workers get
+    # a looser cap: a worker keeps its slot while it sleeps out a requeue delay (a Cloud Run operation)
+    # and for idle_timeout after its last event, so a cap of W admitted only about W objects every few
+    # seconds; no cap at all let a thousand objects flood the API server at once (patch timeouts, and
+    # a watch lagging so far that handlers got bodies older than their own last patch). Each worker in
+    # flight costs memory: 4W peaked above 300 MB at 1,000 objects, 2W cost throughput (docs/performance.md).
+    settings.queueing.worker_limit = 3 * workers
+    settings.queueing.idle_timeout = 1.0
+    settings.execution.max_workers = workers

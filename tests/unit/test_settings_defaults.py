@@ -1,0 +1,29 @@
+"""Each default is written once, on the settings dataclass field: ``from_env`` of an empty environment is
+exactly ``Settings()``, and each field that names a variable is read from it (the chart side is checked in
+tests/chart/test_defaults.py)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from iaprun_operator.settings import QuotaSettings, Settings, from_env
+
+
+def test_an_empty_environment_gives_the_dataclass_defaults() -> None:
+    assert from_env({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(cls, f.name) for cls in (Settings, QuotaSettings) for f in fields(cls) if "env" in f.metadata],
+)
+def test_each_variable_sets_its_field(cls: type, name: str) -> None:
+    field = next(f for f in fields(cls) if f.name == name)
+    raw = "7" if isinstance(field.default, int | float) else "set-by-env"
+    read = from_env({field.metadata["env"]: raw})
+    holder = read.quotas if cls is QuotaSettings else read
+    expected = raw if field.default is None else type(field.default)(raw)
+    assert getattr(holder, name) == expected
+    assert expected != field.default

@@ -1,0 +1,41 @@
+"""The kopf wiring binds the shared ``Runtime`` to module-level handlers under a keyword kopf never passes.
+
+kopf calls every handler with its own keyword arguments, and a bound keyword of the same name is silently
+replaced (kopf's ``runtime`` is a timedelta: the operator then fails at start-up, every 60 s, for ever).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import kopf
+
+from iaprun_operator.handlers import register
+from iaprun_operator.runtime import Runtime
+from iaprun_operator.settings import Settings
+
+KOPF_KWARGS = {
+    "activity", "annotations", "body", "cause", "diff", "event", "index", "indices", "labels", "logger", "memo",
+    "meta", "name", "namespace", "new", "old", "param", "patch", "reason", "resource", "retry", "runtime",
+    "settings", "spec", "started", "status", "type", "uid", "namespaces",
+}  # fmt: skip
+"""kopf's handler keywords (docs: kwargs), and the operator's own index, ``namespaces``."""
+
+
+def _bound_keywords(registry: kopf.OperatorRegistry) -> dict[str, set[str]]:
+    handlers = [
+        *registry._activities.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+        *registry._spawning.get_all_handlers(),
+        *registry._indexing.get_all_handlers(),
+    ]
+    return {h.id: set(h.fn.keywords) for h in handlers if isinstance(h.fn, partial)}
+
+
+def test_bound_handler_keywords_are_not_kopf_keywords() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, Runtime(settings=Settings()))
+    bound = _bound_keywords(registry)
+    assert {"start", "stop", "reconcile", "drift", "finalize"} <= set(bound)
+    clashes = {handler: names & KOPF_KWARGS for handler, names in bound.items() if names & KOPF_KWARGS}
+    assert not clashes, f"kopf would replace these bound keywords: {clashes}"
