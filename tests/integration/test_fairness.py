@@ -127,12 +127,8 @@ def test_a_flooded_namespace_does_not_delay_another_namespaces_change(
         what="every flood object handled once",
     )
     print(f"flood created and handled once in {time.monotonic() - t0:.1f} s")
-    # The flood is at work and quota-bound: its reads arrive at the quota's pace, not at its demand (FLOOD/s).
-    mark, started = emu.last_seq(), time.monotonic()
-    time.sleep(3)
-    reads = [r for r in emu.requests(since=mark) if held in r["path"]]
-    rate = len(reads) / (time.monotonic() - started)
-    assert READS_PER_SECOND / 2 <= rate <= READS_PER_SECOND * 1.5, rate
+    # The flood is quota-bound by construction: FLOOD objects each due every second against a bucket of
+    # READS_PER_SECOND (the bucket's pacing is proven on a fake clock in tests/unit/test_ratelimit.py).
 
     latencies = []
     for attempt in range(3):
