@@ -18,7 +18,6 @@ wrote it (a changed spec is still an update, an unchanged one is not), and repla
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable
@@ -36,19 +35,24 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
         """kopf's essence without any annotation under the operator's prefix (kopf's progress storage drops
-        them before comparing too), so a digest of ``build`` equals the digest kopf hands to ``store``."""
-        return self._cleared(super().build(body=body, extra_fields=extra_fields))
+        them before comparing too), so a digest of ``build`` equals the digest kopf hands to ``store``.
+
+        kopf's ``build`` deep-copies the whole body (status and managedFields included) and then drops all but
+        the essence, twice per watch event; it is handed only what the essence is made of (``essence_source``).
+        """
+        source = body if extra_fields else essence_source(body)
+        return self._cleared(super().build(body=source, extra_fields=extra_fields))
 
     def _cleared(self, essence: Any) -> Any:
-        """``essence`` as kopf compares it: without annotations under the prefix (its progress storage's
-        ``clear``)."""
+        """``essence`` (a fresh copy: ``build``'s or ``fetch``'s) as kopf compares it: without annotations under
+        the prefix (its progress storage's ``clear``)."""
         if not isinstance(essence, dict):
             return essence
-        essence = copy.deepcopy(essence)
-        annotations = essence.get("metadata", {}).get("annotations", {})
-        self.remove_annotations(essence, {key for key in annotations if key.startswith(f"{self.prefix}/")})
-        self.remove_empty_stanzas(essence)
-        return essence
+        cleared: Any = essence
+        annotations = cleared.get("metadata", {}).get("annotations", {})
+        self.remove_annotations(cleared, {key for key in annotations if key.startswith(f"{self.prefix}/")})
+        self.remove_empty_stanzas(cleared)
+        return cleared
 
     def fetch(self, *, body: kopf.Body) -> Any:
         stored = self._first(body, self.key)
@@ -91,6 +95,16 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         for full_key in self.make_keys(self.legacy_key, body=body):
             if full_key in body.metadata.annotations:
                 patch.metadata.annotations[full_key] = None
+
+
+def essence_source(body: kopf.Body) -> kopf.Body:
+    """The parts of ``body`` kopf's essence is built from: all but ``metadata`` and ``status``, and of the
+    metadata the labels, the annotations and the owner references (which its key naming reads)."""
+    meta = body.get("metadata") or {}
+    kept = {key: meta[key] for key in ("labels", "annotations", "ownerReferences") if key in meta}
+    rest = {key: value for key, value in body.items() if key not in ("metadata", "status")}
+    source: Any = {**rest, "metadata": kept}
+    return kopf.Body(source)
 
 
 def digest(essence: Any) -> str:

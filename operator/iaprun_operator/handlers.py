@@ -107,8 +107,10 @@ async def reconcile_handler(
     state = state_of(memo)
     state.handling += 1
     try:
-        # A retry comes back for the operation the previous pass started: it need not re-read the IAM.
-        result = await run_pass(shared, body, patch, kw["namespaces"], state, follow_up=retry > 0)
+        # A retry comes back for the operation the previous pass started: it need not re-read the IAM. A resume
+        # (nothing changed while the operator was away) is routine, as a drift pass is.
+        routine = retry == 0 and kw.get("reason") == kopf.Reason.RESUME
+        result = await run_pass(shared, body, patch, kw["namespaces"], state, follow_up=retry > 0, routine=routine)
     finally:
         state.handling -= 1
     state.next_drift = next_drift(body.metadata.annotations, shared.settings)
@@ -118,7 +120,7 @@ async def reconcile_handler(
 
 
 async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, shared: Runtime, **kw: Any) -> None:
-    settings, state = shared.settings, state_of(memo)
+    settings, state, routine = shared.settings, state_of(memo), False
     shared.diffbase.migrate(body=body, patch=patch)  # an earlier version's copy of the spec, once, if unchanged
     if rescue_due(state, settings.rescue_grace, time.monotonic()):
         logger.warning(
@@ -128,8 +130,10 @@ async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: A
         metrics.RESCUES.inc()
     elif not drift_due(state, body.status, settings):
         return
+    else:
+        routine = True
     state.next_drift = next_drift(body.metadata.annotations, settings)
-    after_drift_pass(state, await run_pass(shared, body, patch, kw["namespaces"], state))
+    after_drift_pass(state, await run_pass(shared, body, patch, kw["namespaces"], state, routine=routine))
 
 
 async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: Any) -> None:
@@ -151,6 +155,8 @@ def view(
     body: kopf.Body,
     index: kopf.Index[str, NamespaceInfo],
     status: Mapping[str, Any] | None = None,
+    *,
+    routine: bool = False,
 ) -> ObjectView:
     namespace = str(body.metadata.namespace)
     info = next(iter(index.get(namespace, [])), None)
@@ -163,6 +169,7 @@ def view(
         cluster_id=runtime.cluster_id,
         namespace_labels=info.labels if info else {},
         namespace_annotations=info.annotations if info else {},
+        routine=routine,
     )
 
 
@@ -174,6 +181,7 @@ async def run_pass(
     state: ObjectState,
     *,
     follow_up: bool = False,
+    routine: bool = False,
 ) -> Result:
     assert runtime.google is not None
     assert runtime.passes is not None
@@ -186,7 +194,8 @@ async def run_pass(
         # missing templateHash would read as a template change and cost a PATCH).
         state.due_by = None  # a pass is running: whatever kopf owed the object is being done
         known = state.status
-        obj = view(runtime, body, index, None if known is None else with_stored_ledger(known, body.status))
+        stored = None if known is None else with_stored_ledger(known, body.status)
+        obj = view(runtime, body, index, stored, routine=routine)
         try:
             drift_interval(body.metadata.annotations, default=0, floor=settings.min_drift_interval)
         except InvalidSpecError as error:

@@ -107,6 +107,10 @@ class Settings:
     rescue_grace: float = field(default=60.0, metadata=_env("IAPRUN_RESCUE_GRACE_SECONDS", _number))
     """Seconds past the time kopf owes an object a pass (its first, or a requested come-back) before the object's
     timer runs it, when none is in flight: a safety net for a watch event lost across an API server restart."""
+    service_list_max_age: float = field(default=30.0, metadata=_env("IAPRUN_SERVICE_LIST_MAX_AGE_SECONDS", _number))
+    """How old a regional ``services.list`` may be to stand in for a drift or resume pass's read of its service
+    (one listing serves many objects; a copy that would change anything is read again); 0: each pass reads its
+    own."""
     orphan_sweep_interval: float = field(default=600.0, metadata=_env("IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS", _number))
     """Seconds between orphan sweeps (one ``services.list`` per project and region in use); 0 disables."""
     workers: int = field(default=64, metadata=_env("IAPRUN_WORKERS", _integer))

@@ -124,3 +124,17 @@ def test_a_change_made_before_the_upgrade_is_still_an_update_and_store_migrates(
     assert f"{PREFIX}/{LEGACY_KEY}" not in handled["metadata"]["annotations"]
     old, new = _as_kopf_compares(storage, handled)
     assert old == new
+
+
+def test_the_essence_is_the_one_kopf_builds_from_the_whole_body() -> None:
+    """``build`` hands kopf only the essence's sources (no status, no managedFields); the essence, and so every
+    stored digest, is the one kopf's own ``build`` makes from the whole body."""
+    raw = _body(**{"keep/me": "1", f"{PREFIX}/last-handled-digest": "sha256:x", f"{PREFIX}/reconcile": "{}"})
+    raw["metadata"] |= {"managedFields": [{"manager": "kubectl"}], "uid": "u", "resourceVersion": "7"}
+    raw["metadata"]["ownerReferences"] = [{"kind": "Thing", "name": "t"}]
+    raw["status"] = {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}]}
+    storage = DigestDiffBaseStorage(prefix=PREFIX)
+    whole = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX, key="last-handled-digest").build(body=kopf.Body(raw))
+
+    assert storage.build(body=kopf.Body(raw)) == storage._cleared(whole)
+    assert storage.build(body=kopf.Body(raw))["metadata"]["annotations"] == {"keep/me": "1"}

@@ -52,6 +52,30 @@ async def observe(google: GooglePorts, ref: ServiceRef) -> dict[str, Any] | None
     return await google.run.get(ref)
 
 
+async def observe_and_plan(
+    google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef, settings: Settings
+) -> tuple[dict[str, Any] | None, ServicePlan]:
+    """The service and the plan for it. A routine pass (drift, resume) takes the service from a recent regional
+    listing when that copy only confirms what the status shows (nothing to write, ready and settled, the same
+    revision and URL); anything else, and every other pass, reads the service itself."""
+    if obj.routine and settings.service_list_max_age > 0:
+        listed = await google.run.listed(ref, max_age=settings.service_list_max_age)
+        if listed is not None and _confirms(obj, listed):
+            decided = plan(obj, spec, ref, listed, settings)
+            if decided.action is ServiceAction.KEEP and not decided.notices:
+                return listed, decided
+    observed = await observe(google, ref)
+    return observed, plan(obj, spec, ref, observed, settings)
+
+
+def _confirms(obj: ObjectView, listed: Mapping[str, Any]) -> bool:
+    """Whether a listed copy of the service says nothing the object's status does not already say."""
+    settled = not listed.get("reconciling") and (listed.get("terminalCondition") or {}).get("state") == (
+        "CONDITION_SUCCEEDED"
+    )
+    return settled and all(obj.status.get(key) == value for key, value in observed_status(listed).items())
+
+
 def plan(
     obj: ObjectView, spec: Spec, ref: ServiceRef, observed: Mapping[str, Any] | None, settings: Settings
 ) -> ServicePlan:
@@ -130,8 +154,7 @@ async def apply(google: GooglePorts, plan: ServicePlan, spec: Spec) -> cond.Fail
 
 async def run(google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef, settings: Settings) -> ServiceOutcome:
     """The step: observe, plan, apply, outcome."""
-    observed = await observe(google, ref)
-    decided = plan(obj, spec, ref, observed, settings)
+    observed, decided = await observe_and_plan(google, obj, spec, ref, settings)
     out = ServiceOutcome(events=list(decided.notices))
     if decided.refusal is not None:
         out.failure = decided.refusal
