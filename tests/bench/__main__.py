@@ -13,22 +13,29 @@ from testworld.operator_process import REPO
 def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     d = Sizes()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--scale-out", type=int, default=d.scale_out, help="objects in scale-out/reaction/steady-state")
+    p.add_argument("--scale-out", type=int, default=d.scale_out, help="objects in scale-out/reaction/steady")
     p.add_argument("--quota-bound", type=int, default=d.quota_bound, help="objects in the quota-bound run")
     p.add_argument("--reaction-changes", type=int, default=d.reaction_changes)
     p.add_argument("--steady-passes", type=int, default=d.steady_passes)
     p.add_argument("--latency", type=float, default=d.latency, help="seconds added to every Google call")
     p.add_argument("--operation-delay", type=float, default=d.operation_delay, help="seconds per Cloud Run operation")
     p.add_argument("--quota", type=int, default=d.quota_per_minute, help="Cloud Run writes per minute (quota-bound)")
-    p.add_argument("--drift-interval", type=float, default=d.drift_interval, help="steady-state drift interval (s)")
+    p.add_argument("--drift-interval", type=float, default=d.drift_interval, help="steady drift interval (s)")
     p.add_argument("--timer-tick", type=float, default=d.timer_tick, help="IAPRUN_TIMER_TICK_SECONDS")
     p.add_argument("--idle-window", type=float, default=d.idle_window, help="seconds of idle CPU sampling")
     p.add_argument("--timeout", type=float, default=d.timeout, help="bound on any single wait (s)")
+    p.add_argument("--quota-default", type=int, default=d.quota_default, help="objects at Google's default quota")
+    p.add_argument(
+        "--size", default=",".join(map(str, d.sweep)), help="fleet sizes of the size sweep (comma-separated)"
+    )
+    p.add_argument("--plot", default=d.plot, help="PNG the size sweep draws ('' for none)")
+    p.add_argument("--sharded", type=int, default=d.sharded, help="objects in the sharded run")
+    p.add_argument("--shards", type=int, default=d.shards, help="operator processes (shards) in the sharded run")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--operator-src", default="", help="measure the operator package under this directory instead")
     p.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
     a = p.parse_args(argv)
-    chosen = tuple(s for s in a.scenarios.split(",") if s)
+    chosen = tuple("steady" if s == "steady-state" else s for s in a.scenarios.split(",") if s)  # the old name
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -44,6 +51,11 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
         timer_tick=a.timer_tick,
         idle_window=a.idle_window,
         timeout=a.timeout,
+        quota_default=a.quota_default,
+        sweep=tuple(int(x) for x in a.size.split(",") if x),
+        plot=a.plot,
+        sharded=a.sharded,
+        shards=a.shards,
         operator_src=str(Path(a.operator_src).resolve()) if a.operator_src else "",
         scenarios=chosen,
     )

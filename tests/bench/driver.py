@@ -8,9 +8,14 @@ Scenarios (issue 9; sizes are parameters, see ``Sizes``):
   no quota: time to all Ready, throughput, Google calls and operation polls per object create.
 - ``reaction``: with the scale-out objects idle, change one object's spec M times; time from the
   Kubernetes PATCH to the emulator receiving the Cloud Run PATCH.
-- ``steady-state``: the operator restarted over the converged objects with a short drift interval; after
+- ``quota-bound-default``: the quota-bound run at Google's default of 60 Cloud Run writes per minute per region.
+- ``steady``: the operator restarted over the converged objects with a short drift interval; after
   its resume pass and ``steady_passes`` drift passes per object, the Google writes (must be 0) and reads
-  per object per pass, from the emulator's request log.
+  per object per pass, from the emulator's request log (a pass is one read of the service's IAM policy).
+- ``size-sweep``: the scale-out at several fleet sizes on one replica; CPU per object and peak RSS against the
+  size, drawn into a PNG (``Sizes.plot``).
+- ``sharded-10k``: the scale-out over ``shards`` operator processes (``IAPRUN_SHARD_INDEX``/``IAPRUN_SHARD_COUNT``),
+  then a steady pass; skipped, saying why, when the operator under test has no sharding.
 
 Convergence is detected from a Kubernetes watch (Ready at the current generation) and the emulator's
 request log; nothing waits on a fixed sleep. The operator's CPU time and peak RSS come from
@@ -47,6 +52,9 @@ GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 PROJECT, REGION = "demo-project", "asia-northeast1"
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
 UNLIMITED = "1000000"  # operator-side buckets when the scenario has no quota
+UNLIMITED_ENV = {f"IAPRUN_QUOTA_{k}_PER_MINUTE": UNLIMITED for k in ("RUN_WRITES", "RUN_READS", "IAP", "CRM")}
+PASS_READ = "run.services.getIamPolicy"
+"""The one call every resume and drift pass makes exactly once per object: what counts passes."""
 
 RUN_WRITES = frozenset(
     {
@@ -78,7 +86,9 @@ FIELDS = (
     "operator_peak_rss_mb",
     "operator_cpu_seconds_per_object",
 )
-SCENARIOS = ("quota-bound", "scale-out", "reaction", "steady-state")
+SCENARIOS = ("quota-bound", "quota-bound-default", "scale-out", "reaction", "steady", "size-sweep", "sharded-10k")
+GOOGLE_DEFAULT_RUN_WRITES = 60
+"""Cloud Run Admin API writes per minute per region: Google's default quota."""
 _SERVICE = re.compile(r"/services/([a-z0-9-]+)")
 
 
@@ -95,7 +105,7 @@ class Sizes:
     operation_delay: float = 2.0
     quota_per_minute: int = 300
     drift_interval: float = 30.0
-    """Drift interval of the steady-state operator (seconds)."""
+    """Drift interval of the steady operator (seconds)."""
     timer_tick: float = 10.0
     """IAPRUN_TIMER_TICK_SECONDS of every operator (the production default)."""
     idle_window: float = 10.0
@@ -104,6 +114,16 @@ class Sizes:
     create_threads: int = 8
     timeout: float = 1800.0
     """Bound on any single wait (a failure, not a measurement)."""
+    quota_default: int = 60
+    """Objects of the quota-bound run at Google's default quota (2 writes each at 1 per second)."""
+    sweep: tuple[int, ...] = (100, 1000, 3000, 10000)
+    """Fleet sizes of the size sweep (one replica each)."""
+    plot: str = str(REPO / "docs" / "img" / "cost-per-object.png")
+    """Where the size sweep draws CPU per object and peak RSS against fleet size ("" : no plot)."""
+    sharded: int = 10000
+    shards: int = 4
+    sharded_drift_interval: float = 120.0
+    """Drift interval of the sharded steady pass (seconds; one pass per object is counted)."""
     scenarios: tuple[str, ...] = SCENARIOS
     operator_src: str = ""
     """Another operator source tree to measure (its ``iaprun_operator`` parent directory), for A/B runs."""
@@ -365,6 +385,57 @@ def manifest(name: str, accessors: int) -> dict[str, Any]:
     }
 
 
+def shard_env(index: int, count: int) -> dict[str, str]:
+    """The environment of one shard's operator (nothing when unsharded): the interface the sharding offers."""
+    return {"IAPRUN_SHARD_INDEX": str(index), "IAPRUN_SHARD_COUNT": str(count)} if count else {}
+
+
+def sharding_missing(operator_src: Path) -> str:
+    """Why the operator under ``operator_src`` cannot be sharded ("" : it can)."""
+    settings = operator_src / "iaprun_operator" / "settings.py"
+    try:
+        text = settings.read_text()
+    except OSError as error:
+        return f"cannot read {settings}: {error}"
+    if "IAPRUN_SHARD_COUNT" not in text:
+        return (
+            f"the operator under test ({operator_src}) has no sharding (no IAPRUN_SHARD_COUNT setting); "
+            "run it against a tree that has: python -m bench --scenarios sharded-10k --operator-src DIR/operator"
+        )
+    return ""
+
+
+def plot_sweep(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Peak RSS and CPU per object created against fleet size (one replica), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    sizes = [int(r["n"]) for r in rows]
+    rss = [float(r["operator_peak_rss_mb"]) for r in rows]
+    cpu = [1000 * float(r["operator_cpu_seconds_per_object"]) for r in rows]
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    for axes, values, title, unit in (
+        (left, rss, "Operator peak RSS", "MB"),
+        (right, cpu, "Operator CPU per object created", "ms"),
+    ):
+        axes.plot(sizes, values, marker="o")
+        axes.set_xscale("log")
+        axes.set_xticks(sizes, [f"{x:,}" for x in sizes])
+        axes.set_xlabel("objects on one replica")
+        axes.set_ylabel(unit)
+        axes.set_ylim(bottom=0)
+        axes.set_title(title)
+        axes.grid(True, alpha=0.3)
+        for x, y in zip(sizes, values, strict=True):
+            axes.annotate(f"{y:.0f}" if unit == "MB" else f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6))
+    figure.suptitle("python -m bench --scenarios size-sweep (scale-out: objects exist before the operator starts)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
 def empty_row(scenario: str, n: int) -> dict[str, Any]:
     return dict.fromkeys(FIELDS) | {"scenario": scenario, "n": n}
 
@@ -524,11 +595,10 @@ class Bench:
 
     # --- scenarios ---------------------------------------------------------------------------
 
-    def quota_bound(self) -> dict[str, Any]:
-        n, quota = self.sizes.quota_bound, self.sizes.quota_per_minute
-        row = empty_row("quota-bound", n)
+    def quota_bound(self, scenario: str, n: int, quota: int) -> dict[str, Any]:
+        row = empty_row(scenario, n)
         ns = self.namespace("bench-quota")
-        say(f"quota-bound: {n} objects, Cloud Run writes {quota}/min")
+        say(f"{scenario}: {n} objects, Cloud Run writes {quota}/min")
         self.emulator_for(quota=quota)
         names = [f"q-{i:04d}" for i in range(n)]
         env = {"IAPRUN_QUOTA_RUN_WRITES_PER_MINUTE": str(quota)}
@@ -565,16 +635,14 @@ class Bench:
             proc.stop()
         return row
 
-    def scale_out(self, reaction: bool) -> list[dict[str, Any]]:
-        n = self.sizes.scale_out
-        row = empty_row("scale-out", n)
+    def scale_out(self, n: int, *, reaction: bool, steady: bool, scenario: str = "scale-out") -> list[dict[str, Any]]:
+        row = empty_row(scenario, n)
         ns = self.namespace("bench-scale")
-        say(f"scale-out: {n} objects, {self.sizes.latency}s per call, {self.sizes.operation_delay}s operations")
+        say(f"{scenario}: {n} objects, {self.sizes.latency}s per call, {self.sizes.operation_delay}s operations")
         self.emulator_for(quota=None)
-        unlimited = {f"IAPRUN_QUOTA_{k}_PER_MINUTE": UNLIMITED for k in ("RUN_WRITES", "RUN_READS", "IAP", "CRM")}
         rows = [row]
-        names = [f"s-{i:04d}" for i in range(n)]
-        run, proc, meter = self.converge(ns, names, unlimited, precreate=True)
+        names = [f"s-{i:05d}" for i in range(n)]
+        run, proc, meter = self.converge(ns, names, UNLIMITED_ENV, precreate=True)
         try:
             stats = create_stats(run["log"], names)
             row.update(
@@ -596,9 +664,66 @@ class Bench:
                 rows.append(self.reaction(ns, names, meter))
         finally:
             proc.stop()
-        if "steady-state" in self.sizes.scenarios:
-            rows.append(self.steady_state(ns, names, unlimited))
+        if steady:
+            rows.append(self.steady_state(ns, names, UNLIMITED_ENV))
         return rows
+
+    def size_sweep(self, done: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The scale-out at each sweep size on one replica (a size the scale-out already ran is not run again),
+        and the plot of CPU per object and peak RSS against the size."""
+        measured = {int(r["n"]): dict(r) for r in done if r["scenario"] == "scale-out"}
+        rows: list[dict[str, Any]] = []
+        for n in self.sizes.sweep:
+            row = measured.get(n) or self.scale_out(n, reaction=False, steady=False)[0]
+            rows.append(row | {"scenario": "size-sweep"})
+        if self.sizes.plot:
+            plot_sweep(rows, Path(self.sizes.plot))
+            say(f"size-sweep: plot written to {self.sizes.plot}")
+        return rows
+
+    def sharded(self) -> dict[str, Any]:
+        """``sizes.sharded`` objects over ``sizes.shards`` operator processes: time to all Ready, each replica's CPU
+        and peak RSS, Google calls per object; then the replicas restarted on a short drift for one steady pass."""
+        n, count = self.sizes.sharded, self.sizes.shards
+        row = empty_row("sharded-10k", n) | {"shards": count}
+        missing = sharding_missing(Path(self.sizes.operator_src) if self.sizes.operator_src else REPO / "operator")
+        if missing:
+            say(f"sharded-10k: skipped: {missing}")
+            return row | {"skipped": missing}
+        ns = self.namespace("bench-shard")
+        say(f"sharded-10k: {n} objects over {count} shards")
+        self.emulator_for(quota=None)
+        names = [f"h-{i:05d}" for i in range(n)]
+        watcher = ReadyWatcher(self.w.kube, ns)
+        procs: list[tuple[OperatorProcess, ProcMeter]] = []
+        try:
+            seq0 = self.admin.last_seq()
+            self.w.kube.create(ns, [manifest(x, self.sizes.accessors) for x in names], self.sizes.create_threads)
+            started = time.time()
+            procs = [self.operator(ns, **UNLIMITED_ENV, **shard_env(i, count)) for i in range(count)]
+            finished = watcher.wait_ready(names, timeout=self.sizes.timeout)
+            say(f"sharded-10k: all Ready after {finished - started:.1f}s")
+            cpus = [meter.cpu_seconds() for _, meter in procs]
+            rss = [meter.peak_rss_mb() for _, meter in procs]
+        finally:
+            watcher.stop()
+            for proc, _ in procs:
+                proc.stop()
+        stats = create_stats(self.admin.requests(since=seq0, include_tagged=False), names)
+        steady = self.steady_state(
+            ns, names, UNLIMITED_ENV, shards=count, drift_interval=self.sizes.sharded_drift_interval, passes=1
+        )
+        return row | {
+            "converge_seconds": round(finished - started, 2),
+            "google_calls_per_object_create": round(stats.calls_per_object, 2),
+            "polls_per_object_create": round(stats.polls_per_object, 2),
+            "per_shard_cpu_seconds": [round(c, 1) for c in cpus],
+            "per_shard_peak_rss_mb": [round(r, 1) for r in rss],
+            "operator_peak_rss_mb": round(max(rss), 1),
+            "operator_cpu_seconds_per_object": round(sum(cpus) / n, 4),
+            "steady_writes": steady["steady_writes"],
+            "steady_reads_per_object_per_pass": steady["steady_reads_per_object_per_pass"],
+        }
 
     def _patches_above(self, before: int) -> bool:
         return self.admin.counts().get("run.services.patch", 0) > before
@@ -658,18 +783,29 @@ class Bench:
         )
         return row
 
-    def steady_state(self, namespace: str, names: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
-        """A fresh operator over converged objects: its resume pass, then drift passes; count calls."""
-        passes = self.sizes.steady_passes
-        row = empty_row("steady-state", len(names))
-        say(f"steady-state: operator restarted, drift every {self.sizes.drift_interval}s, {passes} passes")
+    def steady_state(
+        self,
+        namespace: str,
+        names: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        shards: int = 0,
+        drift_interval: float | None = None,
+        passes: int | None = None,
+    ) -> dict[str, Any]:
+        """Fresh operators (one, or ``shards``) over converged objects: their resume pass, then drift passes; count
+        calls. A pass is one read of the service's IAM policy (every resume and drift pass makes exactly one;
+        the service itself may come from a regional listing)."""
+        passes = self.sizes.steady_passes if passes is None else passes
+        interval = self.sizes.drift_interval if drift_interval is None else drift_interval
+        row = empty_row("steady", len(names))
+        say(f"steady: operator restarted, drift every {interval}s, {passes} passes")
         self.wait_quiet(1.0)
         seq0 = self.admin.last_seq()
-        proc, meter = self.operator(
-            namespace, IAPRUN_DRIFT_INTERVAL_SECONDS=str(self.sizes.drift_interval), **dict(env)
-        )
+        drift = {"IAPRUN_DRIFT_INTERVAL_SECONDS": str(interval), **dict(env)}
+        procs = [self.operator(namespace, **drift, **shard_env(i, shards)) for i in range(max(1, shards))]
         try:
-            cpu0 = meter.cpu_seconds()
+            cpu0 = [meter.cpu_seconds() for _, meter in procs]
             started = time.time()
             seen: Counter[str] = Counter()
             cursor = seq0
@@ -677,7 +813,7 @@ class Bench:
 
             def enough() -> bool:
                 nonlocal cursor
-                for entry in self.admin.requests("run.services.get", since=cursor):
+                for entry in self.admin.requests(PASS_READ, since=cursor):
                     cursor = max(cursor, int(entry["seq"]))
                     svc = service_of(entry)
                     if svc in wanted:
@@ -686,24 +822,27 @@ class Bench:
 
             wait_for(enough, timeout=self.sizes.timeout, interval=1.0, what=f"{passes} drift passes")
             elapsed = time.time() - started
-            cpu = meter.cpu_seconds() - cpu0
-            peak = meter.peak_rss_mb()
+            cpu = sum(meter.cpu_seconds() - c for (_, meter), c in zip(procs, cpu0, strict=True))
+            peak = max(meter.peak_rss_mb() for _, meter in procs)
             end = self.admin.last_seq()
             log = [e for e in self.admin.requests(since=seq0, include_tagged=False) if int(e["seq"]) <= end]
         finally:
-            proc.stop()
-        gets = sum(1 for e in log if e["method"] == "run.services.get")
+            for proc, _ in procs:
+                proc.stop()
+        observed = sum(1 for e in log if e["method"] == PASS_READ)
         writes = sum(1 for e in log if e["method"] in WRITES)
         reads = sum(1 for e in log if e["method"] not in WRITES)
+        service_reads = sum(1 for e in log if e["method"] in ("run.services.get", "run.services.list"))
         row.update(
             steady_writes=writes,
             steady_reads=reads,
-            steady_passes_observed=gets,
-            steady_reads_per_object_per_pass=round(reads / max(1, gets), 3),
+            steady_passes_observed=observed,
+            steady_reads_per_object_per_pass=round(reads / max(1, observed), 3),
+            steady_service_reads_per_object_per_pass=round(service_reads / max(1, observed), 3),
             steady_seconds=round(elapsed, 1),
             quota_429s=sum(1 for e in log if e["status"] == 429),
             operator_peak_rss_mb=round(peak, 1),
-            operator_cpu_seconds_per_object=round(cpu / max(1, gets), 4),
+            operator_cpu_seconds_per_object=round(cpu / max(1, observed), 4),
             operator_cpu_percent=round(100.0 * cpu / max(elapsed, 1e-9), 1),
             calls_by_method=dict(Counter(str(e["method"]) for e in log)),
         )
@@ -711,11 +850,17 @@ class Bench:
 
     def run(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        chosen = self.sizes.scenarios
+        chosen = set(self.sizes.scenarios)
         if "quota-bound" in chosen:
-            rows.append(self.quota_bound())
-        if {"scale-out", "reaction", "steady-state"} & set(chosen):
-            rows.extend(self.scale_out(reaction="reaction" in chosen))
+            rows.append(self.quota_bound("quota-bound", self.sizes.quota_bound, self.sizes.quota_per_minute))
+        if "quota-bound-default" in chosen:
+            rows.append(self.quota_bound("quota-bound-default", self.sizes.quota_default, GOOGLE_DEFAULT_RUN_WRITES))
+        if {"scale-out", "reaction", "steady"} & chosen:
+            rows.extend(self.scale_out(self.sizes.scale_out, reaction="reaction" in chosen, steady="steady" in chosen))
+        if "size-sweep" in chosen:
+            rows.extend(self.size_sweep(rows))
+        if "sharded-10k" in chosen:
+            rows.append(self.sharded())
         return rows
 
 

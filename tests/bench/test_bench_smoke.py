@@ -6,6 +6,7 @@ behavioural assertion is the steady state's: a drift pass over converged objects
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,21 +28,29 @@ SMOKE = Sizes(
     timer_tick=0.5,
     idle_window=0.5,
     timeout=120.0,
+    quota_default=4,
+    sweep=(3, 6),
+    sharded=6,
+    shards=2,
 )
 
 
 def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    run(SMOKE, out, plane=control_plane, log_dir=tmp_path / "logs")
+    plot = tmp_path / "sweep.png"
+    run(dataclasses.replace(SMOKE, plot=str(plot)), out, plane=control_plane, log_dir=tmp_path / "logs")
 
     written = json.loads(out.read_text())
     rows = {row["scenario"]: row for row in written["results"]}
     assert set(rows) == set(SCENARIOS)
     for row in rows.values():
         assert set(FIELDS) <= set(row), f"{row['scenario']} lacks {set(FIELDS) - set(row)}"
-        assert row["operator_peak_rss_mb"] > 0
+        assert row.get("skipped") or row["operator_peak_rss_mb"] > 0
+    assert [r["n"] for r in written["results"] if r["scenario"] == "size-sweep"] == [3, 6]
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert rows["quota-bound-default"]["quota_429s"] == 0
     assert rows["quota-bound"]["ratio"] is not None
     assert rows["scale-out"]["google_calls_per_object_create"] > 0
     assert rows["reaction"]["reaction_p50_seconds"] is not None
-    assert rows["steady-state"]["steady_writes"] == 0
-    assert rows["steady-state"]["steady_reads_per_object_per_pass"] > 0
+    assert rows["steady"]["steady_writes"] == 0
+    assert rows["steady"]["steady_reads_per_object_per_pass"] > 0
