@@ -229,6 +229,22 @@ class Kube:
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.core: Any = client.CoreV1Api(self.api)
 
+    def writes(self) -> Counter[str]:
+        """The API server's count of requests so far that write the objects or post Events (its /metrics):
+        ``iaprunservices PATCH`` (the object and its status) and ``events POST``."""
+        response = self.api.call_api("GET", self.api.configuration.host + "/metrics")
+        response.read()
+        text: bytes = response.data
+        counts: Counter[str] = Counter()
+        for line in text.decode().splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            key = f"{labels.get('resource')} {labels.get('verb')}"
+            if key in ("iaprunservices PATCH", "events POST"):
+                counts[key] += int(float(line.rsplit(" ", 1)[1]))
+        return counts
+
     def crd_established(self) -> bool:
         from kubernetes import client
 
@@ -559,6 +575,7 @@ class Bench:
         proc: OperatorProcess | None = None
         try:
             seq0 = self.admin.last_seq()
+            writes0 = self.w.kube.writes()
             if not precreate:
                 proc, meter = self.operator(namespace, **env)
                 self.startup_cpu = meter.cpu_seconds()  # an operator up with nothing to do yet
@@ -577,6 +594,7 @@ class Bench:
             finished = watcher.wait_ready(names, timeout=self.sizes.timeout)
             say(f"all Ready after {finished - started:.1f}s")
             cpu = meter.cpu_seconds() - cpu0
+            writes = self.w.kube.writes() - writes0
         except BaseException:
             if proc is not None:
                 proc.stop()
@@ -589,6 +607,8 @@ class Bench:
             "create_seconds": create_seconds,
             "cpu": cpu,
             "log": log,
+            "kube_patches_per_object": round(writes["iaprunservices PATCH"] / max(1, len(names)), 2),
+            "kube_events_per_object": round(writes["events POST"] / max(1, len(names)), 2),
         }
         assert proc is not None
         return run, proc, meter
@@ -658,6 +678,8 @@ class Bench:
                     round((run["cpu"] - self.startup_cpu) / n, 4) if self.startup_cpu is not None else None
                 ),
                 operator_startup_cpu_seconds=self.startup_cpu,
+                kube_patches_per_object=run["kube_patches_per_object"],
+                kube_events_per_object=run["kube_events_per_object"],
                 calls_by_method=stats.by_method,
             )
             if reaction:
