@@ -39,7 +39,6 @@ from iaprun_operator.schedule import (
     now,
     rescue_due,
     state_of,
-    waits_in_handler,
 )
 from iaprun_operator.status import merged, status_changes, with_stored_ledger
 
@@ -107,24 +106,15 @@ async def reconcile_handler(
 ) -> None:
     state = state_of(memo)
     state.handling += 1
-    attempt, waited = retry, 0.0
     try:
         # A retry comes back for the operation the previous pass started: it need not re-read the IAM. A resume
         # (nothing changed while the operator was away) is routine, as a drift pass is.
         routine = retry == 0 and kw.get("reason") == kopf.Reason.RESUME
         result = await run_pass(shared, body, patch, kw["namespaces"], state, follow_up=retry > 0, routine=routine)
-        # A short come-back is slept out here, holding no pass slot: kopf would patch its progress, sleep, patch
-        # again to wake itself, and handle two more watch events (schedule.waits_in_handler says when).
-        while (delay := come_back_after(result, attempt)) is not None and waits_in_handler(
-            result, body.status, waited + delay
-        ):
-            await asyncio.sleep(delay)
-            attempt, waited = attempt + 1, waited + delay
-            result = await run_pass(shared, body, patch, kw["namespaces"], state, follow_up=True)
     finally:
         state.handling -= 1
     state.next_drift = next_drift(body.metadata.annotations, shared.settings)
-    if (delay := come_back_after(result, attempt)) is not None:
+    if (delay := come_back_after(result, retry)) is not None:
         state.due_by = time.monotonic() + delay + shared.settings.rescue_grace  # owed by then: the rescue
         raise kopf.TemporaryError(result.message, delay=delay)
 
@@ -219,9 +209,8 @@ async def run_pass(
     metrics.RECONCILES.labels(outcome).inc()
     metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
     count(result, obj.owner.readable)
-    # Only what changed: a steady-state pass then patches nothing in Kubernetes either. Against the status as the
-    # patch already leaves it (a pass after a come-back slept out in the handler adds to the same patch).
-    for key, value in status_changes(merged(body.status, patch.get("status") or {}), result.status).items():
+    # Only what changed: a steady-state pass then patches nothing in Kubernetes either.
+    for key, value in status_changes(body.status, result.status).items():
         patch.status[key] = value
     post_events(result, body)
     metrics.OBJECTS.observe(str(body.metadata.uid), state.status)

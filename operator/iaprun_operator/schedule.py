@@ -64,26 +64,6 @@ def come_back_after(result: Result, attempt: int) -> float | None:
     return None
 
 
-IN_HANDLER_WAIT = 10.0
-"""Seconds of come-backs in a row the reconcile handler sleeps out itself (``waits_in_handler``)."""
-
-
-def waits_in_handler(result: Result, stored: Mapping[str, Any], waited: float) -> bool:
-    """Whether the reconcile handler sleeps out the come-back ``result`` asks for, and passes again, itself.
-
-    Each come-back kopf handles costs it a progress patch (object and status), a patch that only wakes it, and two
-    more watch events; a Cloud Run operation of a few seconds is polled cheaper from the handler, its status
-    written once, at the end. Only work in flight is waited for (a failure backs off through kopf), only while
-    ``waited`` (the waits so far and this one) stays within ``IN_HANDLER_WAIT`` (a longer operation shows its
-    progress in the status, and a spec change meanwhile is not held up for long), and never when the pass
-    recorded Additive accessors in the ledger: the ledger must be stored before they are granted.
-    """
-    if result.requeue is not Requeue.PROGRESS or waited > IN_HANDLER_WAIT:
-        return False
-    ledger = (result.status.get("iap") or {}).get("addedMembers")
-    return ledger is None or ledger == (stored.get("iap") or {}).get("addedMembers")
-
-
 def drift_interval(annotations: Mapping[str, str], *, default: float, floor: float) -> float:
     """The object's drift interval: its annotation (seconds, ``s`` suffix allowed), else the operator's default.
 

@@ -125,7 +125,11 @@ class CountedRun(CloudRun):
     def __init__(self, fail: bool = False) -> None:
         limiter = Limiter({"run_read": 1e6, "run_write": 1e6})
         super().__init__(
-            calls=Calls(threads=1), limiter=limiter, creds=AnonymousCredentials(), endpoint="http://127.0.0.1:9", timeout=1
+            calls=Calls(threads=1),
+            limiter=limiter,
+            creds=AnonymousCredentials(),
+            endpoint="http://127.0.0.1:9",
+            timeout=1,
         )
         self.lists = 0
         self.fail = fail
