@@ -35,6 +35,7 @@ from iaprun_operator.schedule import (
     come_back_after,
     drift_due,
     drift_interval,
+    listing_age,
     next_drift,
     now,
     rescue_due,
@@ -156,7 +157,7 @@ def view(
     index: kopf.Index[str, NamespaceInfo],
     status: Mapping[str, Any] | None = None,
     *,
-    routine: bool = False,
+    listing: float = 0.0,
 ) -> ObjectView:
     namespace = str(body.metadata.namespace)
     info = next(iter(index.get(namespace, [])), None)
@@ -169,7 +170,7 @@ def view(
         cluster_id=runtime.cluster_id,
         namespace_labels=info.labels if info else {},
         namespace_annotations=info.annotations if info else {},
-        routine=routine,
+        listing_age=listing,
     )
 
 
@@ -195,7 +196,8 @@ async def run_pass(
         state.due_by = None  # a pass is running: whatever kopf owed the object is being done
         known = state.status
         stored = None if known is None else with_stored_ledger(known, body.status)
-        obj = view(runtime, body, index, stored, routine=routine)
+        listing = listing_age(body.metadata.annotations, settings) if routine else 0.0
+        obj = view(runtime, body, index, stored, listing=listing)
         try:
             drift_interval(body.metadata.annotations, default=0, floor=settings.min_drift_interval)
         except InvalidSpecError as error:

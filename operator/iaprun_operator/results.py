@@ -25,9 +25,9 @@ class ObjectView:
     cluster_id: str
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
-    routine: bool = False
-    """A drift or resume pass (no change to act on): its service may be read from a recent regional listing
-    (``IAPRUN_SERVICE_LIST_MAX_AGE_SECONDS``) when that copy changes nothing."""
+    listing_age: float = 0.0
+    """How old a regional listing may be to stand in for this pass's read of its service, when that copy changes
+    nothing (a drift or resume pass: ``schedule.listing_age``); 0: the pass reads its service."""
 
     @property
     def owner(self) -> Owner:

@@ -86,6 +86,17 @@ def drift_interval(annotations: Mapping[str, str], *, default: float, floor: flo
     return value
 
 
+def listing_age(annotations: Mapping[str, str], settings: Settings) -> float:
+    """How old a regional ``services.list`` may be to stand in for a drift or resume pass's read of the service:
+    ``IAPRUN_SERVICE_LIST_MAX_AGE_SECONDS``, and never more than half the object's drift interval, so a change
+    outside the operator is still seen within one and a half of the object's intervals."""
+    try:
+        interval = drift_interval(annotations, default=settings.drift_interval, floor=settings.min_drift_interval)
+    except InvalidSpecError:
+        return 0.0
+    return max(0.0, min(settings.service_list_max_age, interval / 2))
+
+
 def next_drift(annotations: Mapping[str, str], settings: Settings) -> float:
     """When the object's next drift pass is due: its interval with jitter, and never sooner than the floor when
     the interval came from (or was refused in) its annotation."""

@@ -4,7 +4,8 @@ Proved on the service step with a recording port (no network): a routine pass wh
 status reads nothing else; a listed copy that would change anything (drift, a rollout, another revision, not
 listed) and any non-routine pass read the service itself, and the plan comes from that fresh read. And on the
 Cloud Run adapter: concurrent passes share one listing, a listing older than its max age is not reused, and a
-failed listing is not asked again within it (the passes read their services instead).
+failed listing is not asked again within it (the passes read their services instead). A listing is never older
+than half the object's drift interval.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.cloudrun import CloudRun
 from iaprun_operator.google.ratelimit import Limiter
 from iaprun_operator.results import ObjectView
+from iaprun_operator.schedule import DRIFT_ANNOTATION, listing_age
 from iaprun_operator.settings import Settings
 from iaprun_operator.steps import service
 from iaprun_operator.steps.service import ServiceAction
@@ -38,7 +40,7 @@ STATUS = {
     "latestCreatedRevision": "hello-001",
     "url": "https://hello.run.app",
 }
-ROUTINE = ObjectView("team-a", "hello", 1, SPEC, STATUS, "c1", routine=True)
+ROUTINE = ObjectView("team-a", "hello", 1, SPEC, STATUS, "c1", listing_age=30.0)
 
 
 def served(**changes: Any) -> dict[str, Any]:
@@ -109,14 +111,16 @@ async def test_a_listed_copy_that_would_change_anything_is_read_again(listed: di
 
 async def test_a_pass_acting_on_a_change_never_uses_a_listing() -> None:
     ports = Ports(served(), served())
-    await observe(dataclasses.replace(ROUTINE, routine=False), ports)
+    await observe(dataclasses.replace(ROUTINE, listing_age=0.0), ports)
     assert ports.run.calls == ["get"]
 
 
-async def test_no_listing_when_its_max_age_is_zero() -> None:
-    ports = Ports(served(), served())
-    await service.observe_and_plan(ports, ROUTINE, PARSED, REF, Settings(service_list_max_age=0))  # type: ignore[arg-type]
-    assert ports.run.calls == ["get"]
+def test_a_listing_is_never_older_than_half_the_objects_drift_interval() -> None:
+    settings = Settings(service_list_max_age=30.0, drift_interval=600.0, min_drift_interval=1.0)
+    assert listing_age({}, settings) == 30.0
+    assert listing_age({DRIFT_ANNOTATION: "2"}, settings) == 1.0
+    assert listing_age({DRIFT_ANNOTATION: "0.5"}, settings) == 0.0  # refused: the pass reads its service
+    assert listing_age({}, dataclasses.replace(settings, service_list_max_age=0.0)) == 0.0
 
 
 class CountedRun(CloudRun):

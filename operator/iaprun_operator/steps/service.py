@@ -58,8 +58,8 @@ async def observe_and_plan(
     """The service and the plan for it. A routine pass (drift, resume) takes the service from a recent regional
     listing when that copy only confirms what the status shows (nothing to write, ready and settled, the same
     revision and URL); anything else, and every other pass, reads the service itself."""
-    if obj.routine and settings.service_list_max_age > 0:
-        listed = await google.run.listed(ref, max_age=settings.service_list_max_age)
+    if obj.listing_age > 0:
+        listed = await google.run.listed(ref, max_age=obj.listing_age)
         if listed is not None and _confirms(obj, listed):
             decided = plan(obj, spec, ref, listed, settings)
             if decided.action is ServiceAction.KEEP and not decided.notices:
