@@ -85,6 +85,15 @@ class EmulatorConfig:
     """An image containing any of these substrings "does not exist" (the revision fails)."""
     missing_images: list[str] = field(default_factory=list)
     """Exact image references that do not exist."""
+    startup_probe_failure_markers: list[str] = field(default_factory=lambda: ["fails-startup-probe"])
+    """A container whose image, or whose startupProbe ``httpGet.path``, contains one of these fails its startup
+    probe: the revision fails and the previous ready revision keeps serving."""
+    gpu_accelerators: list[str] = field(default_factory=lambda: ["nvidia-l4", "nvidia-rtx-pro-6000"])
+    """Values accepted in ``template.nodeSelector.accelerator``."""
+    gpu_regions: list[str] = field(
+        default_factory=lambda: ["us-central1", "europe-west1", "europe-west4", "asia-southeast1", "asia-south1"]
+    )
+    """Regions where Cloud Run offers GPUs (Cloud Run's GPU docs); elsewhere a GPU template gives 400."""
     run_name_project: str = "id"
     """How ``{project}`` is written in service/operation/revision names: ``id``, ``number`` or ``as_given``."""
     stale_etag_status: str = "ABORTED"

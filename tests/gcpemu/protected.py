@@ -8,7 +8,7 @@ or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-Us
 from __future__ import annotations
 
 import urllib.parse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -36,6 +36,19 @@ def user_of(request: web.BaseRequest) -> str | None:
     return raw
 
 
+def serving_revision(d: dict[str, Any], tagged: str | None) -> str:
+    """The revision a URL reaches: a tag URL its tagged revision; the main URL the largest traffic share
+    (a LATEST target is the latest ready revision). Empty when the service never became ready."""
+    ready = str(d.get("latestReadyRevision", "")).rsplit("/", 1)[-1]
+    if not ready or tagged:
+        return tagged or ready
+    targets = [t for t in d.get("trafficStatuses") or [] if int(t.get("percent") or 0) > 0]
+    if not targets:
+        return ready
+    top = max(targets, key=lambda t: int(t.get("percent") or 0))
+    return str(top.get("revision") or ready)
+
+
 def _wants_html(request: web.BaseRequest) -> bool:
     accept = request.headers.get("Accept", "")
     return "text/html" in accept
@@ -50,7 +63,7 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
     d = rec.data
     if d.get("ingress") in ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_NONE"):
         return web.Response(status=404, text=f"Error: Page not found\nThe requested URL {path} was not found.\n")
-    revision = str(d.get("latestReadyRevision", "")).rsplit("/", 1)[-1]
+    revision = serving_revision(d, rec.tag_hosts.get(host.split(":")[0].lower()))
     if not revision:
         return web.Response(status=503, text="Service Unavailable\n")
     user = user_of(request)

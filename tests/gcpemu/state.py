@@ -35,6 +35,12 @@ class ServiceRecord:
     ready_once: bool = False
     hosts: tuple[str, ...] = ()
     ready_revision_image: str = ""
+    ready_revisions: dict[str, Any] = field(default_factory=dict)
+    """Short revision name -> its template, for every revision that became ready (traffic may name these)."""
+    created_revisions: dict[str, Any] = field(default_factory=dict)
+    """Short revision name -> its template, for every revision cut (``template.revision`` reuse is checked here)."""
+    tag_hosts: dict[str, str] = field(default_factory=dict)
+    """``{tag}---{svc}-{hash}-{code}.a.run.app`` -> the short name of the revision that tag serves."""
     render_cache: dict[bool, dict[str, Any]] = field(default_factory=dict)
     """Rendered GET bodies (by int-enum flag); ``touch()`` after every change to ``data``."""
 
