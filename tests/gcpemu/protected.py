@@ -1,8 +1,9 @@
 """The service's own URL, answered the way IAP and Cloud Run's invoker check would.
 
-Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app`` or ``{svc}-{number}.{region}.run.app``)
-or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-User``
-(``user:alice@example.com``); there is no user without it. See docs/emulator.md for the decision table.
+Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app``, ``{svc}-{number}.{region}.run.app`` or a
+traffic tag's ``{tag}---{svc}-{hash}-{code}.a.run.app``, which passes the same checks) or by path prefix
+``/_run/{host}/...``. The test user comes from ``X-Emulator-User`` (``user:alice@example.com``); there is no
+user without it. See docs/emulator.md for the decision table.
 """
 
 from __future__ import annotations
