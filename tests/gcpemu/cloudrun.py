@@ -162,14 +162,6 @@ def _probe_defaults(probe: dict[str, Any], port: int | None) -> None:
                 a.setdefault("path", "/")
 
 
-def _cpu(value: Any) -> float | None:
-    s = str(value)
-    try:
-        return float(s.removesuffix("m")) / (1000 if s.endswith("m") else 1)
-    except ValueError:
-        return None
-
-
 def _container_defaults(c: dict[str, Any], ingress: bool) -> bool:
     """Fill one container's defaults; returns whether its CPU is at least 1."""
     port: int | None = None
@@ -195,8 +187,8 @@ def _container_defaults(c: dict[str, Any], ingress: bool) -> bool:
             _probe_defaults(c[kind], port)
     if ingress and port is not None:
         c.setdefault("startupProbe", default_startup_probe(port))
-    cpu = _cpu(limits["cpu"])
-    return cpu is None or cpu >= 1
+    cpu = runspec.quantity(limits["cpu"])
+    return cpu == 0 or cpu >= 1
 
 
 def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> None:

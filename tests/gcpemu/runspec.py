@@ -216,7 +216,7 @@ def _check_vpc(template: dict[str, Any], request: str) -> None:
             raise violation(request, f"{where}.subnetwork", f"Invalid subnetwork name '{sub}'.")
 
 
-def _quantity(value: Any) -> float:
+def quantity(value: Any) -> float:
     """A Kubernetes quantity as a number (cpu in cores, memory in bytes); 0 when unreadable."""
     s = str(value or "").strip()
     units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -265,9 +265,9 @@ def _check_gpu(emu: Emulator, template: dict[str, Any], request: str, region: st
         where = f"template.containers[{i}].resources"
         if res.get("cpuIdle"):
             raise violation(request, f"{where}.cpu_idle", "GPU requires CPU to be always allocated (cpu_idle: false).")
-        if _quantity(limits.get("cpu", "1")) < 4:
+        if quantity(limits.get("cpu", "1")) < 4:
             raise violation(request, f"{where}.limits.cpu", "GPU requires at least 4 CPU.")
-        if _quantity(limits.get("memory", "512Mi")) < 16 * 2**30:
+        if quantity(limits.get("memory", "512Mi")) < 16 * 2**30:
             raise violation(request, f"{where}.limits.memory", "GPU requires at least 16Gi of memory.")
 
 
