@@ -74,7 +74,8 @@ def test_defaults_google_fills_in(run_client: Any, gcp_admin: AdminClient) -> No
     assert agent.resources.cpu_idle  # no resources declared: the default, CPU only during requests
     assert got.template.vpc_access.egress == run_v2.VpcAccess.VpcEgress.PRIVATE_RANGES_ONLY
     assert [(t.type_, t.percent) for t in got.traffic] == [(LATEST, 100)]
-    assert [(t.type_, t.percent, t.revision) for t in got.traffic_statuses] == [(LATEST, 100, "")]
+    ready = _short(got.latest_ready_revision)
+    assert [(t.type_, t.percent, t.revision) for t in got.traffic_statuses] == [(LATEST, 100, ready)]
 
 
 def _protect(base: str, admin: AdminClient) -> None:
@@ -109,7 +110,7 @@ def test_canary_tag_url_is_protected_like_the_main_url(
     assert rev2 != rev1
     tag_uri = canary.uri.replace("https://", "https://canary---")
     statuses = [(s.type_, s.revision, s.percent, s.tag, s.uri) for s in canary.traffic_statuses]
-    assert statuses == [(REVISION, rev1, 90, "", ""), (LATEST, "", 10, "canary", tag_uri)]
+    assert statuses == [(REVISION, rev1, 90, "", ""), (LATEST, rev2, 10, "canary", tag_uri)]
 
     for uri, serving in ((tag_uri, rev2), (canary.uri, rev1)):
         assert _visit(gcp_base_url, uri) == (401, "")
@@ -141,7 +142,9 @@ def test_traffic_to_a_revision_that_does_not_exist(run_client: Any, gcp_admin: A
     after = run_client.get_service(name=got.name)
     assert after.terminal_condition.state == FAILED
     assert after.terminal_condition.message == message
-    assert [(s.type_, s.percent) for s in after.traffic_statuses] == [(LATEST, 100)]
+    assert [(s.type_, s.percent, s.revision) for s in after.traffic_statuses] == [
+        (LATEST, 100, _short(got.latest_ready_revision))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
 from gcpemu.admin import AdminClient
+from gcpemu.testing import raw_request
 
 PARENT = "projects/demo-project/locations/us-central1"
 IMG = "us-docker.pkg.dev/demo-project/apps/hello:1"
@@ -243,3 +244,22 @@ def test_service_annotation_already_present_may_stay(run_client: Any, gcp_admin:
         "Violation in UpdateServiceRequest.service.annotations[run.googleapis.com/launch-stage]: system annotations "
         "are not supported in Cloud Run API v2."
     )
+
+
+def test_vpc_egress_value_outside_the_enum(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """The run_v2 client cannot send an egress outside the enum, so this goes on the wire: "ALL" (a v1-style
+    spelling) is refused with Google's enum message; ALL_TRAFFIC is accepted and read back."""
+    url = f"{gcp_base_url}/v2/{PARENT}/services?serviceId="
+    vpc: dict[str, Any] = {"egress": "ALL", "networkInterfaces": [{"network": "default"}]}
+    st, _, err = raw_request("POST", url + "bad", {"template": {"containers": [{"image": IMG}], "vpcAccess": vpc}})
+    assert st == 400
+    assert err["error"]["message"] == (
+        "Invalid value at 'service.template.vpc_access.egress' "
+        '(type.googleapis.com/google.cloud.run.v2.VpcAccess.VpcEgress), "ALL"'
+    )
+    vpc["egress"] = "ALL_TRAFFIC"
+    st, _, _ = raw_request("POST", url + "good", {"template": {"containers": [{"image": IMG}], "vpcAccess": vpc}})
+    assert st == 200
+    stored = gcp_admin.service("demo-project", "us-central1", "good")
+    assert stored is not None
+    assert stored["template"]["vpcAccess"]["egress"] == "ALL_TRAFFIC"

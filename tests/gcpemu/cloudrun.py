@@ -400,7 +400,7 @@ def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
 
 
 def _route(emu: Emulator, rec: ServiceRecord) -> None:
-    """trafficStatuses mirror traffic (a REVISION target without a name gets the ready one); each tag gets
+    """trafficStatuses mirror traffic with every target resolved to a revision name; each tag gets
     its own ``{tag}---`` URL, registered as a host so the protected URL serves it."""
     d = rec.data
     ready = d["latestReadyRevision"].rsplit("/", 1)[-1]
@@ -411,8 +411,8 @@ def _route(emu: Emulator, rec: ServiceRecord) -> None:
     statuses = []
     for t in d.get("traffic") or []:
         s = {k: v for k, v in t.items() if k in ("type", "revision", "percent", "tag")}
-        if s.get("type") == runspec.REVISION and not s.get("revision"):
-            s["revision"] = ready
+        if not s.get("revision"):
+            s["revision"] = ready  # LATEST (and an unnamed REVISION target) resolves to the ready revision
         if s.get("tag"):
             host = f"{s['tag']}---{rec.hosts[0]}"
             s["uri"] = f"https://{host}"
