@@ -236,6 +236,7 @@ def _mutate_service(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
         if rec.data.get("template") != before_template:
             rec.revisions += 1
             rev = f"{rec.service_id}-{rec.revisions:05d}-oob"
+            rec.created_revisions[rev] = copy.deepcopy(rec.data.get("template") or {})
             rec.data["latestCreatedRevision"] = f"{rec.data['name']}/revisions/{rev}"
         if body.get("settle", True):
             err = cloudrun._finish(emu, rec)
