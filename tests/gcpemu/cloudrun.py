@@ -17,10 +17,11 @@ import string
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gcpemu import identity, runspec, schema
+from gcpemu import identity, schema
 from gcpemu.errors import ApiError, Html404Error, bad_request, invalid
 from gcpemu.iam import IamRules, Policy, check_policy_version_param, set_policy
 from gcpemu.routing import Ctx, Route, route
+from gcpemu.runspec import REVISION, check_after_defaults, check_service, ingress_index, quantity
 from gcpemu.state import OperationRecord, Project, ServiceRecord
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def _container_defaults(c: dict[str, Any], ingress: bool) -> bool:
             _probe_defaults(c[kind], port)
     if ingress and port is not None:
         c.setdefault("startupProbe", default_startup_probe(port))
-    cpu = runspec.quantity(limits["cpu"])
+    cpu = quantity(limits["cpu"])
     return cpu == 0 or cpu >= 1
 
 
@@ -203,7 +204,7 @@ def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> Non
     t = spec.get("template")
     if not isinstance(t, dict):
         return
-    ingress = runspec.ingress_index(t)
+    ingress = ingress_index(t)
     cpu_ge_1 = True
     for i, c in enumerate(t.get("containers") or []):
         cpu_ge_1 = _container_defaults(c, i == ingress) and cpu_ge_1
@@ -232,7 +233,7 @@ def _check_spec(
         schema.check_required(c.get("image"), f"service.template.containers[{i}].image", request)
     if len(spec.get("description") or "") > 512:
         raise invalid(f"Violation in {request}.service.description: must be at most 512 characters.")
-    runspec.check(emu, spec, request, region, old, name.rsplit("/", 1)[-1])
+    check_service(emu, spec, request, region, old, name.rsplit("/", 1)[-1])
     if emu.config.iap_requires_beta and spec.get("iapEnabled") and spec.get("launchStage") not in ("ALPHA", "BETA"):
         raise invalid(
             f"The feature 'IAP' is not supported in the declared launch stage on resource {name}. The launch "
@@ -354,7 +355,7 @@ def startup_probe_failure(emu: Emulator, d: dict[str, Any]) -> str | None:
 def _missing_traffic_revision(rec: ServiceRecord, new_rev: str) -> str | None:
     for t in rec.data.get("traffic") or []:
         name = t.get("revision")
-        if t.get("type") == runspec.REVISION and name and name != new_rev and name not in rec.ready_revisions:
+        if t.get("type") == REVISION and name and name != new_rev and name not in rec.ready_revisions:
             return str(name)
     return None
 
@@ -496,7 +497,7 @@ def _create_record(
     name = f"projects/{name_project(ctx, project)}/locations/{region}/services/{sid}"
     data: dict[str, Any] = {"name": name, **copy.deepcopy(spec)}
     apply_defaults(emu, project, data)
-    runspec.check_after_defaults(data.get("template") or {}, "CreateServiceRequest")
+    check_after_defaults(data.get("template") or {}, "CreateServiceRequest")
     data.update(
         uid=str(uuid.uuid4()),
         generation="1",
@@ -682,7 +683,7 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
     _check_spec(ctx.emu, spec, "UpdateServiceRequest", name, region=region, old=old_spec)
     identity.check_invoker_switch(ctx, old_spec, spec)
     apply_defaults(ctx.emu, project, spec)
-    runspec.check_after_defaults(spec.get("template") or {}, "UpdateServiceRequest")
+    check_after_defaults(spec.get("template") or {}, "UpdateServiceRequest")
     identity.check_act_as(ctx, project, spec)
     changed = spec != old_spec
     template_changed = spec.get("template") != old_spec.get("template") or force

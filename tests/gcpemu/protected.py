@@ -1,9 +1,8 @@
 """The service's own URL, answered the way IAP and Cloud Run's invoker check would.
 
-Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app``, ``{svc}-{number}.{region}.run.app`` or a
-traffic tag's ``{tag}---{svc}-{hash}-{code}.a.run.app``, which passes the same checks) or by path prefix
-``/_run/{host}/...``. The test user comes from ``X-Emulator-User`` (``user:alice@example.com``); there is no
-user without it. See docs/emulator.md for the decision table.
+Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app`` or ``{svc}-{number}.{region}.run.app``)
+or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-User``
+(``user:alice@example.com``); there is no user without it. See docs/emulator.md for the decision table.
 """
 
 from __future__ import annotations
@@ -38,7 +37,8 @@ def user_of(request: web.BaseRequest) -> str | None:
 
 
 def serving_revision(d: dict[str, Any], tagged: str | None) -> str:
-    """The revision a URL reaches: a tag URL its tagged revision; the main URL the largest traffic share
+    """The revision a URL reaches: a traffic tag's ``{tag}---{svc}-{hash}-{code}.a.run.app`` host (registered like
+    the others, so :func:`serve` checks it the same way) its tagged revision; the main URL the largest share
     (a LATEST target is the latest ready revision). Empty when the service never became ready."""
     ready = str(d.get("latestReadyRevision", "")).rsplit("/", 1)[-1]
     if not ready or tagged:

@@ -39,7 +39,7 @@ def is_system_key(key: str) -> bool:
     return "/" in key and key.split("/", 1)[0] in SYSTEM_PREFIXES
 
 
-def check(
+def check_service(
     emu: Emulator, spec: dict[str, Any], request: str, region: str, old: dict[str, Any] | None, service_id: str
 ) -> None:
     """Every semantic rule on the desired spec; raises the first violation, as Google reports one at a time."""
