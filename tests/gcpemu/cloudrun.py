@@ -490,14 +490,20 @@ def _lookup(ctx: Ctx, project: Project, region: str, sid: str) -> ServiceRecord:
 
 
 def _create_record(
-    ctx: Ctx, project: Project, region: str, sid: str, spec: dict[str, Any], validate_only: bool
+    ctx: Ctx,
+    project: Project,
+    region: str,
+    sid: str,
+    spec: dict[str, Any],
+    validate_only: bool,
+    request: str = "CreateServiceRequest",
 ) -> tuple[ServiceRecord, bool]:
     emu = ctx.emu
     now = emu.clock.rfc3339()
     name = f"projects/{name_project(ctx, project)}/locations/{region}/services/{sid}"
     data: dict[str, Any] = {"name": name, **copy.deepcopy(spec)}
     apply_defaults(emu, project, data)
-    check_after_defaults(data.get("template") or {}, "CreateServiceRequest")
+    check_after_defaults(data.get("template") or {}, request)
     data.update(
         uid=str(uuid.uuid4()),
         generation="1",
@@ -664,7 +670,7 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
         _check_spec(ctx.emu, spec, "UpdateServiceRequest", name, region=region)
         identity.check_invoker_switch(ctx, None, spec)
         identity.check_act_as(ctx, project, spec)
-        new, _ = _create_record(ctx, project, region, sid, spec, validate_only)
+        new, _ = _create_record(ctx, project, region, sid, spec, validate_only, "UpdateServiceRequest")
         return _write_result(
             ctx, new, project, region, "run.services.patch", validate_only, new_revision=True, create=True
         )
