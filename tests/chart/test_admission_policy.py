@@ -115,10 +115,10 @@ def team_a(name: str = "a-web") -> Manifest:
                         "name": "app",
                         "image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1",
                         "env": [
-                            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"secret": "api-key"}}},
+                            {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key"}}},
                             {
                                 "name": "DB",
-                                "valueFrom": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
+                                "valueSource": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
                             },
                         ],
                     }
@@ -332,7 +332,7 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(
             _set(
-                "spec.template.containers.0.env.1.valueFrom.secretKeyRef.secret",
+                "spec.template.containers.0.env.1.valueSource.secretKeyRef.secret",
                 "projects/team-b-prod/secrets/db",
             )
         ),
@@ -556,7 +556,7 @@ def test_the_largest_object_is_judged_within_the_cost_budget(world: World) -> No
     allowed, and refused for the last accessor when only it is refused (so every element was looked at)."""
     body = team_a("a-largest")
     image = "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1"
-    env = [{"name": f"E{i}", "valueFrom": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
+    env = [{"name": f"E{i}", "valueSource": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
     body["spec"]["template"]["containers"] = [{"name": f"c{i}", "image": image, "env": env} for i in range(10)]
     body["spec"]["iap"]["accessors"] = [{"member": f"user:u{i}@example.com"} for i in range(200)]
     created = world.as_tenant("team-a", "create", "-f", "-", body=body)  # apply's annotation would not fit
