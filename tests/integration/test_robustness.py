@@ -122,15 +122,16 @@ def test_an_expiry_before_year_one_in_utc_stalls_and_deletion_completes(
 def largest_spec(name: str) -> dict[str, Any]:
     """The template's whole character budget in env values (one of them a literal, one secret-looking), and
     200 accessors: about as large a spec as admission lets through."""
+    accessors = [{"member": f"user:member-{i:03d}-{'a' * 180}@example.com"} for i in range(200)]
+    body = manifest(name, region=REGION, projectID=PROJECT, iap={"accessors": accessors})
+    container = body["spec"]["template"]["containers"][0]
     env = [{"name": "LITERAL", "value": LITERAL}, {"name": "TOKEN", "value": SECRET}]
-    used = sum(len(e["name"]) + len(e["value"]) for e in env)
+    used = len(container["image"]) + sum(len(e["name"]) + len(e["value"]) for e in env)  # the image counts too
     for i in range(63):
         value = f"v{i}-" + "x" * 1024
         env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 65536 - used - 6)]})
         used += 6 + len(env[-1]["value"])
-    accessors = [{"member": f"user:member-{i:03d}-{'a' * 180}@example.com"} for i in range(200)]
-    body = manifest(name, region=REGION, projectID=PROJECT, iap={"accessors": accessors})
-    body["spec"]["template"]["containers"][0]["env"] = env
+    container["env"] = env
     body["spec"]["description"] = "d" * 512
     return body
 
