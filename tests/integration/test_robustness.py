@@ -185,16 +185,18 @@ def test_finalizer_removed_during_a_failing_deletion_is_swept(
 
 
 def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner, namespace: str, crd: None) -> None:
-    """Just over 65,536 characters of command, args and env across two containers: refused by the API server,
+    """Just over 65,536 characters of images, args and env across two containers: refused by the API server,
     with the budget's message; at the budget: admitted (dry run)."""
 
     def body(extra: int) -> dict[str, Any]:
-        half = 32768 - len("A") - len("B")
+        # The budget counts the images too: 2 * 5 ("hello") + 1 + 1 ("A", "B") + 1 ("y") + 2 * half + 1 = 65536.
+        half = (65536 - 13) // 2
         spec = manifest(f"budget-{uuid.uuid4().hex[:6]}", region=REGION, projectID=PROJECT)
         spec["spec"]["template"]["containers"] = [
             {"name": "one", "image": "hello", "env": [{"name": "A", "value": "x" * half}], "args": ["y"]},
-            {"name": "two", "image": "hello", "env": [{"name": "B", "value": "x" * (half + extra)}]},
+            {"name": "two", "image": "hello", "env": [{"name": "B", "value": "x" * (half + 1 + extra)}]},
         ]
+        spec["spec"]["template"]["containers"][0]["ports"] = [{"containerPort": 8080}]  # the ingress container
         return spec
 
     def dry_run(extra: int) -> Any:
