@@ -38,6 +38,7 @@ lint: venv ## ruff, mypy (strict on the operator and the local world), import co
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy hack/demo.py
+	$(VENV)/bin/mypy --strict hack/gen_crd.py
 	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit
