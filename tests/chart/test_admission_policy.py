@@ -115,10 +115,10 @@ def team_a(name: str = "a-web") -> Manifest:
                         "name": "app",
                         "image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1",
                         "env": [
-                            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"secret": "api-key"}}},
+                            {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key"}}},
                             {
                                 "name": "DB",
-                                "valueFrom": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
+                                "valueSource": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
                             },
                         ],
                     }
@@ -332,7 +332,7 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(
             _set(
-                "spec.template.containers.0.env.1.valueFrom.secretKeyRef.secret",
+                "spec.template.containers.0.env.1.valueSource.secretKeyRef.secret",
                 "projects/team-b-prod/secrets/db",
             )
         ),
@@ -460,12 +460,15 @@ def test_every_accessor_kind_is_judged_before_any_domain(world: World) -> None:
 
 
 def test_unnamed_container_is_named_by_its_index(world: World) -> None:
-    """A literal env value in a container without a name: the message names it containers[i], as the operator."""
+    """A literal env value in a container without a name: the message names it containers[i], as the operator.
+
+    Only a single container may go unnamed (the CRD requires names when there are several, as Cloud Run v2)."""
     body = team_a()
-    second = {"image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/side:1", "env": [{"name": "X", "value": "1"}]}
-    body["spec"]["template"]["containers"].append(second)
+    container = body["spec"]["template"]["containers"][0]
+    del container["name"]
+    container["env"].append({"name": "X", "value": "1"})
     expected = (
-        'rule "team-a" allows only Secret Manager references in env (container "containers[1]" sets "X" literally)'
+        'rule "team-a" allows only Secret Manager references in env (container "containers[0]" sets "X" literally)'
     )
     assert refusal(world.apply("team-a", body)) == expected == world.operator_says("team-a", body)
 
@@ -556,8 +559,9 @@ def test_the_largest_object_is_judged_within_the_cost_budget(world: World) -> No
     allowed, and refused for the last accessor when only it is refused (so every element was looked at)."""
     body = team_a("a-largest")
     image = "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1"
-    env = [{"name": f"E{i}", "valueFrom": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
+    env = [{"name": f"E{i}", "valueSource": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
     body["spec"]["template"]["containers"] = [{"name": f"c{i}", "image": image, "env": env} for i in range(10)]
+    body["spec"]["template"]["containers"][0]["ports"] = [{"containerPort": 8080}]  # the ingress container
     body["spec"]["iap"]["accessors"] = [{"member": f"user:u{i}@example.com"} for i in range(200)]
     created = world.as_tenant("team-a", "create", "-f", "-", body=body)  # apply's annotation would not fit
     assert created.returncode == 0, created.stderr

@@ -76,7 +76,7 @@ def check_hello(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) 
 
 
 def check_multi_container(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
-    """Both containers, the Secret Manager reference (valueFrom becomes valueSource), labels and scaling."""
+    """Both containers, the Secret Manager reference (valueSource, as in v2), labels and scaling."""
     containers = service["template"]["containers"]
     assert [c["name"] for c in containers] == ["app", "metrics"]
     env = {e["name"]: e for e in containers[0]["env"]}

@@ -36,6 +36,9 @@ INGRESS = {
     "InternalAndCloudLoadBalancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
 }
 EXECUTION_ENVIRONMENT = {"Gen1": "EXECUTION_ENVIRONMENT_GEN1", "Gen2": "EXECUTION_ENVIRONMENT_GEN2"}
+# The CRD speaks Cloud Run v2's enum values (issue #14): they pass through unchanged.
+INGRESS |= {v: v for v in (*INGRESS.values(), "INGRESS_TRAFFIC_NONE")}
+EXECUTION_ENVIRONMENT |= {v: v for v in EXECUTION_ENVIRONMENT.values()}
 LAUNCH_STAGES = ("GA", "BETA", "ALPHA")
 
 
