@@ -180,6 +180,7 @@ async def _steps(
     if served.error is not None:
         raise served.error
     if not served.proceed or skip_iam:
+        iapsettings.refresh_access(p.obj, p.result.status)
         return
     agent = iap_service_agent(number)
     p.step = cond.INVOKER_GRANTED

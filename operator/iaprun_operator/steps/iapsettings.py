@@ -92,6 +92,15 @@ async def run(
     return out
 
 
+def refresh_access(obj: ObjectView, status: dict[str, Any]) -> None:
+    """A pass that does not read the settings (polling a rollout) still reports the service's current URLs."""
+    known = obj.status.get("access")
+    if isinstance(known, Mapping):
+        oauth = {"clientId": known.get("audience")} if not known.get("googleManagedClient", True) else {}
+        oauth["programmaticClients"] = list(known.get("programmaticClients") or ())
+        status["access"] = access_status(status, {"accessSettings": {"oauthSettings": oauth}})
+
+
 def outcome(decided: SettingsPlan, settings: Mapping[str, Any]) -> StepOutcome:
     out = StepOutcome(status={"iapSettings": {"managedFields": list(decided.ledger)}})
     if decided.record_first:
