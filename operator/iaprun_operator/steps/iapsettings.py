@@ -15,7 +15,14 @@ from typing import Any
 
 from iaprun_operator.core import conditions as cond
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.iapsettings import SettingsPlan, access_status, cannot_sign_in, people, plan_settings
+from iaprun_operator.core.iapsettings import (
+    SettingsPlan,
+    access_status,
+    access_urls,
+    cannot_sign_in,
+    people,
+    plan_settings,
+)
 from iaprun_operator.core.model import Spec
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.ports import GooglePorts
@@ -82,6 +89,16 @@ async def run(
         return StepOutcome(
             conditions=[cond.Condition(cond.IAP_SETTINGS_SYNCED, False, error.failure.reason, error.failure.message)],
             failure=error.failure,
+        )
+    except GoogleError as error:
+        if error.kind is not Kind.PERMISSION or spec.iap.settings is not None or ledger:
+            raise
+        # Nothing to manage: an account without the settings permission (an install from before settings
+        # existed) keeps working; only what the settings would tell is not reported.
+        message = f"no IAP settings declared; they cannot be read ({error.message})"
+        return StepOutcome(
+            conditions=[cond.Condition(cond.IAP_SETTINGS_SYNCED, True, "NotDeclared", message)],
+            status={"access": {"urls": access_urls(status)}},
         )
     decided = plan(observed, spec, ledger)
     written = await apply(google, decided, ref, resource)
