@@ -112,7 +112,9 @@ async def run(
 def refresh_access(obj: ObjectView, status: dict[str, Any]) -> None:
     """A pass that does not read the settings (polling a rollout) still reports the service's current URLs."""
     known = obj.status.get("access")
-    if isinstance(known, Mapping):
+    if isinstance(known, Mapping) and "googleManagedClient" not in known:
+        status["access"] = {"urls": access_urls(status)}
+    elif isinstance(known, Mapping):
         oauth = {"clientId": known.get("audience")} if not known.get("googleManagedClient", True) else {}
         oauth["programmaticClients"] = list(known.get("programmaticClients") or ())
         status["access"] = access_status(status, {"accessSettings": {"oauthSettings": oauth}})
