@@ -114,3 +114,19 @@ def test_a_rollout_poll_keeps_the_known_client_and_refreshes_the_urls() -> None:
         "audience": "c.apps",
         "programmaticClients": ["p"],
     }
+
+
+def test_a_steady_pass_of_an_object_without_settings_reads_nothing() -> None:
+    """Once a pass of this generation read the settings, later passes of an object declaring none make no
+    call (the drift budget stays three reads per pass) and keep status.access with the current URLs."""
+    settled = {
+        "conditions": [{"type": "IapSettingsSynced", "status": "True", "observedGeneration": 1}],
+        "access": {"urls": [], "audience": "old", "googleManagedClient": True, "programmaticClients": []},
+    }
+    unreachable = GoogleError(Kind.TRANSIENT, "no call expected", api="iap", method="get")
+    out = run(Ports(settings=unreachable), {"accessors": [{"member": "user:a@example.com"}]}, settled)
+    assert out.conditions == []
+    assert out.status["access"]["urls"] == [STATUS["url"]]
+    assert out.status["access"]["audience"] == STATUS["url"]
+    with pytest.raises(GoogleError):  # a new generation reads again
+        run(Ports(settings=unreachable), {"accessors": []}, {**settled, "conditions": []})

@@ -82,6 +82,10 @@ async def run(
                 cond.Condition(cond.IAP_SETTINGS_SYNCED, True, "NotDeclared", "IAP is off; no settings declared")
             ]
         )
+    if spec.iap.settings is None and not ledger and _known(obj):
+        # Nothing to manage: the settings were read for this generation; a steady pass reads no more (the
+        # conditions keep their value), so an object without settings costs no extra read per drift pass.
+        return StepOutcome(status={"access": known_access(obj, status)})
     resource = ref.iap_resource(number)
     try:
         observed = await observe(google, spec, ref, resource)
@@ -109,15 +113,32 @@ async def run(
     return out
 
 
+def _known(obj: ObjectView) -> bool:
+    """Whether a pass of this generation read the settings and reported what they say."""
+    synced = cond.find(obj.status.get("conditions") or (), cond.IAP_SETTINGS_SYNCED) or {}
+    access = obj.status.get("access")
+    return (
+        synced.get("status") == "True"
+        and synced.get("observedGeneration") == obj.generation
+        and isinstance(access, Mapping)
+        and "googleManagedClient" in access
+    )
+
+
+def known_access(obj: ObjectView, status: Mapping[str, Any]) -> dict[str, Any]:
+    """status.access from what an earlier pass read of the settings, with the service's current URLs."""
+    known = obj.status.get("access")
+    if not isinstance(known, Mapping) or "googleManagedClient" not in known:
+        return {"urls": access_urls(status)}
+    oauth: dict[str, Any] = {} if known.get("googleManagedClient", True) else {"clientId": known.get("audience")}
+    oauth["programmaticClients"] = list(known.get("programmaticClients") or ())
+    return access_status(status, {"accessSettings": {"oauthSettings": oauth}})
+
+
 def refresh_access(obj: ObjectView, status: dict[str, Any]) -> None:
     """A pass that does not read the settings (polling a rollout) still reports the service's current URLs."""
-    known = obj.status.get("access")
-    if isinstance(known, Mapping) and "googleManagedClient" not in known:
-        status["access"] = {"urls": access_urls(status)}
-    elif isinstance(known, Mapping):
-        oauth = {"clientId": known.get("audience")} if not known.get("googleManagedClient", True) else {}
-        oauth["programmaticClients"] = list(known.get("programmaticClients") or ())
-        status["access"] = access_status(status, {"accessSettings": {"oauthSettings": oauth}})
+    if isinstance(obj.status.get("access"), Mapping):
+        status["access"] = known_access(obj, status)
 
 
 def outcome(decided: SettingsPlan, settings: Mapping[str, Any]) -> StepOutcome:
