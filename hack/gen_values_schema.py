@@ -89,6 +89,10 @@ DEFINITIONS: dict[str, Schema] = {
                 "own project)."
             ),
             "images": _globs("Container image references (`REGISTRY/REPOSITORY/*`)."),
+            "oauthClientSecrets": _globs(
+                "Secret Manager secrets (`projects/P/secrets/S`) the operator itself may read to configure IAP's "
+                "OAuth clients (spec.iap.settings ... clientSecretSource); a bare name means the service's project."
+            ),
             "adoptServiceNames": _globs(
                 "Existing unowned services that `adoption: IfUnowned` may take over (checked by the operator "
                 "when it adopts)."

@@ -20,7 +20,7 @@ from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import Event, EventType, Facts, ObjectView, Requeue, Result
 from iaprun_operator.scope import DEFAULT_PROJECT_ANNOTATION, authorise, resolve_project
 from iaprun_operator.settings import Settings
-from iaprun_operator.steps import accessors, invoker, service
+from iaprun_operator.steps import accessors, iapsettings, invoker, service
 from iaprun_operator.steps.common import IAM_ATTEMPTS, IAM_BACKOFF, StepOutcome, read_modify_write
 
 __all__ = [
@@ -180,6 +180,7 @@ async def _steps(
     if served.error is not None:
         raise served.error
     if not served.proceed or skip_iam:
+        iapsettings.refresh_access(p.obj, p.result.status)
         return
     agent = iap_service_agent(number)
     p.step = cond.INVOKER_GRANTED
@@ -193,6 +194,8 @@ async def _steps(
     synced = await accessors.run(google, spec, ref, number, agent, ledger, p.now)
     p.absorb(synced)
     p.result.facts.foreign_members = synced.foreign
+    p.step = cond.IAP_SETTINGS_SYNCED
+    p.absorb(await iapsettings.run(google, p.obj, spec, ref, number, p.result.status))
 
 
 def refuse(obj: ObjectView, google: GooglePorts, settings: Settings, now: datetime, message: str) -> Result:
@@ -206,7 +209,7 @@ def _iam_verified(obj: ObjectView) -> bool:
     if obj.status.get("observedGeneration") != obj.generation:
         return False
     conditions = obj.status.get("conditions") or ()
-    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED):
+    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED, cond.IAP_SETTINGS_SYNCED):
         found = cond.find(conditions, kind)
         if found is None or found.get("status") != "True" or found.get("observedGeneration") != obj.generation:
             return False

@@ -841,7 +841,8 @@ def test_status_condition_shape_is_enforced(apply: Apply, kubectl: Any, namespac
 
 
 def test_printer_columns(apply: Apply, kubectl: Any, namespace: str) -> None:
-    """`kubectl get irs` shows Ready, Reason, URL and Age; `-o wide` adds Service and Region."""
+    """`kubectl get irs` shows Ready, Reason, URL and Age; `-o wide` adds Service, Region, and how programs reach
+    the service through IAP (Audience, Managed-Client)."""
     assert apply(minimal()).returncode == 0
     assert patch_status(kubectl, namespace, "hello", FULL_STATUS).returncode == 0
     narrow = kubectl("get", "irs", "-n", namespace)
@@ -851,8 +852,18 @@ def test_printer_columns(apply: Apply, kubectl: Any, namespace: str) -> None:
     assert row.split()[:4] == ["hello", "True", "UpToDate", FULL_STATUS["url"]]
     wide = kubectl("get", "irs", "-n", namespace, "-o", "wide")
     header, row = wide.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "READY", "REASON", "URL", "AGE", "SERVICE", "REGION"]
-    assert row.split()[-2:] == ["hello", "asia-northeast1"]
+    assert header.split() == [
+        "NAME",
+        "READY",
+        "REASON",
+        "URL",
+        "AGE",
+        "SERVICE",
+        "REGION",
+        "AUDIENCE",
+        "MANAGED-CLIENT",
+    ]
+    assert row.split()[5:] == ["hello", "asia-northeast1"]  # no status.access yet: the new columns are blank
 
 
 @pytest.mark.parametrize("category", ["iaprun", "gcp"])

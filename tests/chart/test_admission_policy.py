@@ -399,6 +399,24 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         'rule "team-a" allows only Secret Manager references in env (container "app" sets "PASSWORD" literally)',
     ),
     (
+        "oauth-client-secret-the-rule-does-not-list",
+        "team-a",
+        _with(
+            _set(
+                "spec.iap.settings",
+                {
+                    "accessSettings": {
+                        "oauthSettings": {
+                            "clientId": "1-x.apps.googleusercontent.com",
+                            "clientSecretSource": {"secretKeyRef": {"secret": "projects/team-b-prod/secrets/oauth"}},
+                        }
+                    }
+                },
+            )
+        ),
+        'rule "team-a" does not allow the operator reading OAuth client secret "projects/team-b-prod/secrets/oauth"',
+    ),
+    (
         "a-namespace-no-rule-selects",
         "stranger",
         team_a(),

@@ -70,6 +70,17 @@ class EmulatorConfig:
     """Known projects: project ID -> project number."""
     auto_register_projects: bool = False
     """Unknown project IDs are registered on first use with a derived number (else 403 as Google does)."""
+    organizations: dict[str, list[str]] = field(default_factory=lambda: {"000000000000": ["example.com"]})
+    """Organisation id -> its domains (the first is the primary one, its ``displayName``). The Google-managed
+    OAuth client of IAP lets only users of these domains sign in."""
+    project_organizations: dict[str, str | None] = field(default_factory=dict)
+    """Project ID -> organisation id, or None for a project with no organisation; absent: the default below."""
+    default_organization: str | None = "000000000000"
+
+    # --- Secret Manager ---
+    secrets: dict[str, list[str]] = field(default_factory=dict)
+    """``projects/{id or number}/secrets/{name}`` -> the payloads of its versions 1, 2, ... (``latest`` is the
+    last). Read by ``accessSecretVersion`` (the operator reads OAuth client secrets this way)."""
 
     # --- Cloud Run ---
     regions: dict[str, str] = field(default_factory=_default_regions)

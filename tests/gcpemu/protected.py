@@ -3,6 +3,10 @@
 Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app`` or ``{svc}-{number}.{region}.run.app``)
 or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-User``
 (``user:alice@example.com``); there is no user without it. See docs/emulator.md for the decision table.
+
+Sign-in comes first, as at Google: with IAP's Google-managed OAuth client (no ``clientId`` in the service's
+IAP settings) only users of the project's organisation's domains can sign in, and nobody in a project with
+no organisation; Google's consent screen then says ``Error 403: org_internal``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from gcpemu.iam import Policy, holds
 
 if TYPE_CHECKING:
     from gcpemu.server import Emulator
+    from gcpemu.state import Project
 
 IAP_HEADER = {"X-Goog-IAP-Generated-Response": "true"}
 
@@ -83,6 +88,9 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
                 )
                 return web.Response(status=302, headers={"Location": loc, **IAP_HEADER}, text="")
             return web.Response(status=401, headers=IAP_HEADER, text="Invalid IAP credentials: empty token\n")
+        refused = _sign_in_refused(emu, rec.project, key, user)
+        if refused is not None:
+            return refused
         w = emu.world
         # IAP access is inherited: service, then region (cloud_run-{region}), then all web services, then
         # the project's own IAM policy.
@@ -114,6 +122,27 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
     ):
         return web.Response(status=403, content_type="text/html", text=_FORBIDDEN.format(path=path))
     return _app(rec.service_id, revision, user)
+
+
+def _sign_in_refused(
+    emu: Emulator, project: Project, key: tuple[str, str, str] | None, user: str
+) -> web.Response | None:
+    """The OAuth sign-in step: None when ``user`` may sign in with the OAuth client the settings use."""
+    kind, _, email = user.partition(":")
+    if kind != "user":
+        return None  # service accounts authenticate with tokens, not through the OAuth consent screen
+    settings = emu.world.iap_settings.get(key or ("", "", ""), {})
+    if ((settings.get("accessSettings") or {}).get("oauthSettings") or {}).get("clientId"):
+        return None
+    domains = emu.world.org_domains(project)
+    if domains is not None and email.rsplit("@", 1)[-1].lower() in {d.lower() for d in domains}:
+        return None
+    return web.Response(
+        status=403,
+        text="Access blocked: this app can only be used within its organization\n"
+        f"{email} cannot sign in to this app because it is restricted to users within its organization.\n"
+        "Error 403: org_internal\n",
+    )
 
 
 def _app(service: str, revision: str, user: str | None) -> web.Response:

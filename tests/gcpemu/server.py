@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gcpemu import cloudrun, control, iap, protected, resourcemanager, serviceusage
+from gcpemu import cloudrun, control, iap, protected, resourcemanager, secretmanager, serviceusage
 from gcpemu.clock import Clock
 from gcpemu.config import EmulatorConfig
 from gcpemu.errors import ERROR_INFO, ApiError, Html404Error, bad_request, invalid, permission_denied
@@ -46,7 +46,7 @@ class Emulator:
         self.quotas = Quotas(self.clock)
         self.log = RequestLog(self.config.request_log_size)
         self.routes: dict[str, list[Route]] = {}
-        for r in cloudrun.ROUTES + iap.ROUTES + serviceusage.ROUTES + resourcemanager.ROUTES:
+        for r in cloudrun.ROUTES + iap.ROUTES + serviceusage.ROUTES + resourcemanager.ROUTES + secretmanager.ROUTES:
             self.routes.setdefault(r.http, []).append(r)
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -108,6 +108,16 @@ class World:
             p = self.add_project(ref, num)
         return p
 
+    def organization(self, project: Project) -> str | None:
+        """The organisation id of ``project``, or None when it has none."""
+        orgs = self.config.project_organizations
+        return orgs.get(project.id, self.config.default_organization)
+
+    def org_domains(self, project: Project) -> list[str] | None:
+        """The domains of the project's organisation (None: no organisation)."""
+        org = self.organization(project)
+        return None if org is None else list(self.config.organizations.get(org, []))
+
     def cancel_timers(self) -> None:
         for op in self.operations.values():
             if op.timer is not None:

@@ -114,7 +114,7 @@ before any rule), then tenancy.rules (which may add what the implicit rule lacks
 {{- $rules := list }}
 {{- if .Values.tenancy.singleTenant }}
 {{- $any := list "*" }}
-{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any") }}
+{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any" "oauthClientSecrets" $any) }}
 {{- end }}
 {{- concat $rules (.Values.tenancy.rules | default list) | toJson }}
 {{- end }}
@@ -146,7 +146,7 @@ rules: {{ join "," $indexes | quote }}
 {{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
 {{- end }}
 {{ $key }}labels: {{ join "," $labels | quote }}
-{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" }}
+{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" "oauthClientSecrets" }}
 {{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
 {{- end }}
 {{- $accounts := list }}
@@ -224,7 +224,7 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and (not $rule.namespaces) (not ($rule.namespaceSelector | default dict).matchLabels) }}
 {{- fail (printf "tenancy.rules[%d] (%q) sets neither namespaces nor namespaceSelector.matchLabels, so it selects no namespace" $i $rule.name) }}
 {{- end }}
-{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" }}
+{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" "oauthClientSecrets" }}
 {{- range get $rule $field | default list }}
 {{- if regexMatch "[][]" . }}
 {{- fail (printf "tenancy.rules[%d].%s: %q uses a character class ([ or ]); only * and ? are supported" $i $field .) }}

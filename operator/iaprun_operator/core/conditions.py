@@ -4,8 +4,9 @@
   condition matches the spec. Reasons follow Config Connector (UpToDate, Creating, Updating,
   UpdateFailed, DeleteFailed, DependencyNotReady, ManagementConflict) so existing health scripts know them.
 - ``Reconciling`` and ``Stalled`` are present only while True (kstatus abnormal-true conditions).
-- Step conditions (``ServiceReady``, ``IapEnabled``, ``InvokerGranted``, ``AccessorsSynced``) say which
-  part is not there yet.
+- Step conditions (``ServiceReady``, ``IapEnabled``, ``InvokerGranted``, ``AccessorsSynced``,
+  ``IapSettingsSynced``) say which part is not there yet; ``AccessorsCanSignIn`` is advisory (never holds
+  Ready back): False names accessors the Google-managed OAuth client will not let sign in.
 
 ``lastTransitionTime`` changes only when a condition's status changes, and every condition carries the
 generation it was computed for, written in the same patch as ``status.observedGeneration``.
@@ -25,7 +26,11 @@ SERVICE_READY = "ServiceReady"
 IAP_ENABLED = "IapEnabled"
 INVOKER_GRANTED = "InvokerGranted"
 ACCESSORS_SYNCED = "AccessorsSynced"
-STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED)
+IAP_SETTINGS_SYNCED = "IapSettingsSynced"
+ACCESSORS_CAN_SIGN_IN = "AccessorsCanSignIn"
+ADVISORY_TYPES = (ACCESSORS_CAN_SIGN_IN,)
+"""Reported but not part of Ready: whether people can sign in depends on their directory, not on this object."""
+STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED, IAP_SETTINGS_SYNCED, *ADVISORY_TYPES)
 ORDER = (READY, RECONCILING, STALLED, *STEP_TYPES)
 
 _MAX_MESSAGE = 1024
@@ -71,7 +76,7 @@ def summarise(
         conditions.append(Condition(READY, False, progress.reason, progress.message))
         conditions.append(Condition(RECONCILING, True, progress.reason, progress.message))
     else:
-        pending = [s for s in steps if not s.status]
+        pending = [s for s in steps if not s.status and s.type not in ADVISORY_TYPES]
         if pending:
             first = pending[0]
             conditions.append(Condition(READY, False, "DependencyNotReady", f"{first.type}: {first.message}"))

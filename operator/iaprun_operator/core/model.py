@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from iaprun_operator.core.iapsettings import IapSettingsSpec, SettingsError, parse_settings
 from iaprun_operator.core.names import RESERVED_LABEL_PREFIX
 
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
@@ -80,6 +81,8 @@ class IapSpec:
     accessors: tuple[Accessor, ...] = ()
     policy: AccessorsPolicy = AccessorsPolicy.AUTHORITATIVE
     public_invoker: PublicInvokerPolicy = PublicInvokerPolicy.REMOVE
+    settings: IapSettingsSpec | None = None
+    """``spec.iap.settings`` (core.iapsettings); None: the object manages no IAP settings."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,16 @@ def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
     return tuple(accessors)
 
 
+# ------------------------------------------------------------------------------------------- spec.iap.settings
+
+
+def _parse_iap_settings(raw: Any) -> IapSettingsSpec | None:
+    try:
+        return parse_settings(raw)
+    except SettingsError as error:
+        raise InvalidSpecError(str(error)) from None
+
+
 def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The spec's template uses Cloud Run v2 field names; only enum spellings differ."""
     template = copy.deepcopy(dict(raw))
@@ -239,6 +252,7 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
             PublicInvokerPolicy,
             "spec.iap.publicInvokerBindings",
         ),
+        settings=_parse_iap_settings(iap_raw.get("settings")),
     )
     return Spec(
         region=region,

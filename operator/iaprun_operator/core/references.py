@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from iaprun_operator.core.iapsettings import secret_references
 from iaprun_operator.core.model import PublicInvokerPolicy, Spec
 
 
@@ -45,6 +46,10 @@ class References:
     """``publicInvokerBindings: Report``: public invoker bindings are kept."""
     invoker_iam_disabled: bool
     literal_env: tuple[LiteralEnv, ...]
+    oauth_client_secrets: tuple[str, ...] = ()
+    """Secrets (``projects/P/secrets/S``) the *operator* reads to configure IAP's OAuth clients
+    (``spec.iap.settings``); unlike env secrets, which the runtime account reads, these use the operator's
+    own access, so they are judged on their own list."""
 
 
 def secret_project(secret: str, service_project: str | None) -> str | None:
@@ -96,4 +101,5 @@ def extract(spec: Spec, project: str | None) -> References:
         public_invoker_bindings=spec.iap.public_invoker is PublicInvokerPolicy.REPORT,
         invoker_iam_disabled=spec.invoker_iam_disabled,
         literal_env=tuple(_literal_env(template)),
+        oauth_client_secrets=tuple(dict.fromkeys(secret_references(spec.iap.settings, project))),
     )

@@ -58,6 +58,8 @@ class Rule:
     allow_public_invoker_bindings: bool = False
     allow_public_access: bool = False
     env_values: EnvValues = EnvValues.ANY
+    oauth_client_secrets: tuple[str, ...] = ()
+    """Secret Manager secrets (``projects/P/secrets/S`` globs) the operator may read for IAP's OAuth client."""
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Every selector the rule sets must match; a rule that sets none selects nothing."""
@@ -90,6 +92,7 @@ SINGLE_TENANT_RULE = Rule(
     accessor_domains=("*",),
     allow_iap_disabled=True,
     allow_public_invoker_bindings=True,
+    oauth_client_secrets=("*",),
 )
 
 
@@ -184,6 +187,11 @@ def _reasons(rule: Rule, refs: References, adopting: bool) -> Iterator[str | Non
             f'allows only Secret Manager references in env (container "{literal.container}" sets '
             f'"{literal.name}" literally)'
         )
+    yield _first(
+        refs.oauth_client_secrets,
+        lambda s: not _matches(s, rule.oauth_client_secrets),
+        'the operator reading OAuth client secret "{}"',
+    )
     if adopting and not _matches(refs.service_name, rule.adopt_service_names):
         yield f'does not allow adopting service "{refs.service_name}"'
 
@@ -251,7 +259,8 @@ def describe_rule(rule: Rule) -> str:
         f"accessor kinds {_listed(rule.accessor_member_kinds)} in domains {_listed(rule.accessor_domains)}, "
         f"IAP off: {_yes(rule.allow_iap_disabled)}, "
         f"public invoker bindings kept: {_yes(rule.allow_public_invoker_bindings)}, "
-        f"public access: {_yes(rule.allow_public_access)}, env values: {rule.env_values.value}"
+        f"public access: {_yes(rule.allow_public_access)}, env values: {rule.env_values.value}, "
+        f"OAuth client secrets {_listed(rule.oauth_client_secrets)}"
     )
 
 
@@ -296,6 +305,7 @@ _LISTS = {
     "images": "images",
     "adoptServiceNames": "adopt_service_names",
     "accessorDomains": "accessor_domains",
+    "oauthClientSecrets": "oauth_client_secrets",
 }
 _FLAGS = {
     "allowDefaultServiceAccount": "allow_default_service_account",
