@@ -129,7 +129,7 @@ def largest_spec(name: str) -> dict[str, Any]:
     used = len(container["image"]) + sum(len(e["name"]) + len(e["value"]) for e in env)  # the image counts too
     for i in range(63):
         value = f"v{i}-" + "x" * 1024
-        env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 65536 - used - 6)]})
+        env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 49152 - used - 6)]})
         used += 6 + len(env[-1]["value"])
     container["env"] = env
     body["spec"]["description"] = "d" * 512
@@ -189,8 +189,8 @@ def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner
     with the budget's message; at the budget: admitted (dry run)."""
 
     def body(extra: int) -> dict[str, Any]:
-        # The budget counts the images too: 2 * 5 ("hello") + 1 + 1 ("A", "B") + 1 ("y") + 2 * half + 1 = 65536.
-        half = (65536 - 13) // 2
+        # The budget counts the images too: 2 * 5 ("hello") + 1 + 1 ("A", "B") + 1 ("y") + 2 * half + 1 = 49152.
+        half = (49152 - 13) // 2
         spec = manifest(f"budget-{uuid.uuid4().hex[:6]}", region=REGION, projectID=PROJECT)
         spec["spec"]["template"]["containers"] = [
             {"name": "one", "image": "hello", "env": [{"name": "A", "value": "x" * half}], "args": ["y"]},
@@ -206,6 +206,6 @@ def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner
 
     refused = dry_run(2)
     assert refused.returncode != 0
-    assert "exceed 65536 characters" in refused.stderr
+    assert "exceed 49152 characters" in refused.stderr
     admitted = dry_run(0)
     assert admitted.returncode == 0, admitted.stderr

@@ -24,7 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "iaprun.dev_iaprunservices.yaml"
-TEMPLATE_CHARS = 65536
+TEMPLATE_CHARS = 49152
 TEMPLATE_ENV = 500
 TEMPLATE_MOUNTS = 32
 # Container fields whose strings the template's character budget covers (each named in that rule).
