@@ -1,5 +1,7 @@
 """Deletion of an IapRunService: delete its Cloud Run service, or abandon it (remove only the ownership marks).
 
+Under managementPolicy ObserveOnly or Paused, deletion makes no Google call: the service is left untouched.
+
 The service is looked for where status recorded it or, when status records nothing, where the spec points:
 the operator may have created it and died before writing status. Either way only a service carrying this
 object's ownership mark is touched.
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.model import DeletionPolicy, InvalidSpecError, parse_spec
+from iaprun_operator.core.model import DeletionPolicy, InvalidSpecError, ManagementPolicy, management_policy, parse_spec
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.core.service import ownership, without_owner
 from iaprun_operator.ports import GooglePorts
@@ -52,6 +54,13 @@ async def finalize(obj: ObjectView, google: GooglePorts, settings: Settings, *, 
     """Deletion: Delete removes the service and waits; Abandon removes only the ownership marks."""
     result = Result()
     result.facts.foreign_members = 0  # this object no longer reports foreign members
+    if (policy := management_policy(obj.spec)) is not ManagementPolicy.FULL:
+        # Whatever deletionPolicy says: under ObserveOnly no write, under Paused not even a read (docs/api.md).
+        result.events.append(
+            Event.normal("LeftUntouched", f"managementPolicy is {policy.value}: the Cloud Run service is left as it is")
+        )
+        result.done = True
+        return result
     ref = _recorded_ref(obj) or _declared_ref(obj, settings)
     if ref is None:
         result.done = True  # nothing can have been created

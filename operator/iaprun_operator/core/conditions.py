@@ -25,8 +25,10 @@ SERVICE_READY = "ServiceReady"
 IAP_ENABLED = "IapEnabled"
 INVOKER_GRANTED = "InvokerGranted"
 ACCESSORS_SYNCED = "AccessorsSynced"
+SYNCED = "Synced"
+"""Present only under managementPolicy ObserveOnly (the plan's summary) or Paused (issue 16); Full drops it."""
 STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED)
-ORDER = (READY, RECONCILING, STALLED, *STEP_TYPES)
+ORDER = (READY, RECONCILING, STALLED, SYNCED, *STEP_TYPES)
 
 _MAX_MESSAGE = 1024
 
@@ -117,6 +119,17 @@ def render(
         if kind not in out and kind in before:
             out[kind] = dict(before[kind])
     return [out[t] for t in ORDER if t in out]
+
+
+def replace(
+    previous: Sequence[Mapping[str, Any]], condition: Condition, *, generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """``previous`` as it is, with ``condition`` set (a pass that looks at nothing else: Paused)."""
+    fresh = render([condition], previous, generation=generation, now=now)
+    (rendered,) = (c for c in fresh if c["type"] == condition.type)
+    kept = {str(c.get("type")): dict(c) for c in previous if c.get("type") != condition.type}
+    kept[condition.type] = rendered
+    return [kept[t] for t in ORDER if t in kept]
 
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
