@@ -15,11 +15,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iaprun_operator.core.model import is_public_member, normalise_member
+from iaprun_operator.core.names import (
+    ABANDONED_BY_ANNOTATION,
+    DELETION_POLICY_ANNOTATION,
+    OWNER_ANNOTATION,
+    OWNER_LABEL,
+)
 from iaprun_operator.core.service import contains  # the comparison the update itself uses
 
 _MAX_VALUE = 1024
 SERVICE_POLICY = "Service"
 IAP_POLICY = "IAP"
+OWNERSHIP_FIELDS = frozenset(
+    {
+        f"labels.{OWNER_LABEL}",
+        f"annotations.{OWNER_ANNOTATION}",
+        f"annotations.{DELETION_POLICY_ANNOTATION}",
+        f"annotations.{ABANDONED_BY_ANNOTATION}",
+    }
+)
+"""The operator's own marks on a service it adopts: listed in the plan (a pass writes them), but no change to the
+service's configuration or access, so a plan holding only these is empty."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,10 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+
+    @property
+    def ownership(self) -> bool:
+        return self.path in OWNERSHIP_FIELDS
 
     def to_status(self) -> dict[str, str]:
         return {"field": self.path, "from": _text(self.before), "to": _text(self.after)}
@@ -69,19 +89,35 @@ class Plan:
     """What the pass would announce without writing (a public binding kept under Report, an adoption)."""
 
     @property
+    def changes(self) -> int:
+        """Changes to the service's configuration or access (the ownership marks of an adoption not counted)."""
+        created = self.service_action == "Create"
+        return created + len([f for f in self.fields if not f.ownership]) + len(self.grants)
+
+    @property
     def empty(self) -> bool:
-        return self.service_action in ("Keep", "Refuse") and not self.fields and not self.grants
+        return self.changes == 0
+
+    @property
+    def marks_only(self) -> bool:
+        """A pass would write only the ownership marks (adopting a service exactly as it is)."""
+        return self.empty and bool(self.fields)
 
     def summary(self) -> str:
         if self.refusal:
             return f"no change possible: {self.refusal}"
+        if self.marks_only:
+            return (
+                "no changes: the service and its access are as the spec declares (adopting writes the ownership marks)"
+            )
         if self.empty:
             return "no changes: the service and its access are as the spec declares"
         parts = []
+        updated = sorted({f.path.split(".")[0].split("[")[0] for f in self.fields if not f.ownership})
         if self.service_action == "Create":
             parts.append("create the service")
-        elif self.fields:
-            parts.append(f"update {', '.join(sorted({f.path.split('.')[0].split('[')[0] for f in self.fields}))}")
+        elif updated:
+            parts.append(f"update {', '.join(updated)}")
         for action, verb in (("Grant", "grant"), ("Revoke", "revoke")):
             found = [g for g in self.grants if g.action == action]
             if found:
@@ -92,7 +128,7 @@ class Plan:
         public = [g for g in self.grants if g.public]
         return {
             "observedGeneration": generation,
-            "changes": 0 if self.empty else len(self.fields) + len(self.grants) + (self.service_action == "Create"),
+            "changes": self.changes,
             "summary": self.summary()[:2048],
             "service": {"action": self.service_action, "fields": [f.to_status() for f in self.fields]},
             "iam": [g.to_status() for g in self.grants if not g.public],
