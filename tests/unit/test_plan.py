@@ -192,3 +192,14 @@ async def test_paused_pass_calls_nothing_and_keeps_the_conditions() -> None:
     types = [(c["type"], c["status"], c["reason"]) for c in result.status["conditions"]]
     assert types == [("Ready", "True", "UpToDate"), ("Synced", "False", "Paused")]
     assert "observedGeneration" not in result.status, "a paused object has not acted on its spec"
+
+
+def test_cli_errors_exit_1_never_2_which_means_changes(tmp_path: Any) -> None:
+    from iaprun_operator.cli import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["plan"])
+    assert usage.value.code == 1
+    assert main(["plan", "-f", str(tmp_path / "missing.yaml")]) == 1
+    (tmp_path / "other.yaml").write_text("kind: ConfigMap\nmetadata: {name: x}\n")
+    assert main(["plan", "-f", str(tmp_path / "other.yaml")]) == 1

@@ -13,14 +13,23 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from iaprun_operator.cli import exporting, planning
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; here 2 means "changes", so a usage error exits 1 like any error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iaprun", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = _Parser(prog="iaprun", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--endpoint", help="Google API endpoint (the emulator); default: Google with ADC")
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="what applying a manifest would change (exit 0 none, 2 some, 1 error)")

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from iaprun_operator.cli.planning import CliError, settings
+from iaprun_operator.cli.planning import CliError, connect, settings
 from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.export import export
 from iaprun_operator.core.names import ServiceRef
@@ -18,7 +18,7 @@ from iaprun_operator.google.bundle import Google
 
 
 async def run(args: argparse.Namespace) -> None:
-    google = Google.build(settings(args.endpoint))
+    google = connect(settings(args.endpoint))
     try:
         docs = [await _one(google, args, service) for service in await _services(google, args)]
     except GoogleError as error:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+from google.auth.exceptions import GoogleAuthError
 
 from iaprun_operator import planner
 from iaprun_operator.core.errors import GoogleError
@@ -64,6 +65,14 @@ def settings(endpoint: str | None) -> Settings:
     return dataclasses.replace(loaded, google_api_endpoint=endpoint or loaded.google_api_endpoint)
 
 
+def connect(config: Settings) -> Google:
+    """The Google adapters, or a one-line error when no credentials are found (ADC, or --endpoint)."""
+    try:
+        return Google.build(config)
+    except GoogleAuthError as error:
+        raise CliError(f"no Google credentials: {error} (or pass --endpoint for the emulator)") from None
+
+
 def manifests(path: str) -> Iterator[Mapping[str, Any]]:
     try:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
@@ -80,17 +89,18 @@ def manifests(path: str) -> Iterator[Mapping[str, Any]]:
 async def run(args: argparse.Namespace) -> bool:
     """Plan every object in the file; True when any would change."""
     config = settings(args.endpoint)
-    google = Google.build(config)
+    docs = list(manifests(args.filename))
+    if not docs:
+        raise CliError(f"{args.filename}: no {KIND} found")
+    google = connect(config)
     results: list[dict[str, Any]] = []
     try:
-        for doc in manifests(args.filename):
+        for doc in docs:
             results.append(await _plan_one(google, config, doc, args))
     except (GoogleError, InvalidSpecError) as error:
         raise CliError(str(error)) from None
     finally:
         google.calls.close()
-    if not results:
-        raise CliError(f"{args.filename}: no {KIND} found")
     _print(results, args.output)
     if refused := [r for r in results if r["plan"]["service"]["action"] == "Refuse"]:
         raise CliError(f"{refused[0]['object']}: {refused[0]['plan']['summary']}")
