@@ -60,6 +60,7 @@ async def finalize(obj: ObjectView, google: GooglePorts, settings: Settings, *, 
             Event.normal("LeftUntouched", f"managementPolicy is {policy.value}: the Cloud Run service is left as it is")
         )
         result.done = True
+        result.facts.left_untouched = True
         return result
     ref = _recorded_ref(obj) or _declared_ref(obj, settings)
     if ref is None:

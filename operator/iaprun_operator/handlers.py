@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -74,12 +74,19 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
                 lambda: set(shared.places),
                 shared.google,
                 shared.cluster_id,
-                kube.ObjectExistence(GROUP, VERSION, PLURAL),
+                partial(exists_unless_left, shared, kube.ObjectExistence(GROUP, VERSION, PLURAL)),
                 interval=interval,
                 namespace=shared.settings.watch_namespace,
             )
         )
     metrics.serve(shared.settings.metrics_port)
+
+
+async def exists_unless_left(
+    shared: Runtime, exists: Callable[[str, str], Awaitable[bool]], namespace: str, name: str
+) -> bool:
+    """The sweep's question "is the owner still there?": yes too for an object deleted under ObserveOnly/Paused."""
+    return (namespace, name) in shared.left_untouched or await exists(namespace, name)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -140,6 +147,8 @@ async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: A
         result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0)
     count(result, obj.owner.readable)
     post_events(result, body)
+    if result.facts.left_untouched:
+        shared.left_untouched.add((obj.namespace, obj.name))
     if not result.done and (delay := come_back_after(result, retry)) is not None:
         raise kopf.TemporaryError(result.message, delay=delay)
     shared.locks.pop(uid, None)

@@ -41,6 +41,9 @@ class Runtime:
     places: set[tuple[str, str]] = field(default_factory=set)
     """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
     sweeper: asyncio.Task[None] | None = None
+    left_untouched: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, name) of objects deleted under ObserveOnly or Paused: the orphan sweep treats their services as
+    still owned (it never deletes or unmarks them). Held in memory: docs/day-2.md says what a restart means."""
     diffbase: DigestDiffBaseStorage = field(default_factory=lambda: DigestDiffBaseStorage(prefix=PREFIX))
 
     def lock(self, uid: str) -> asyncio.Lock:

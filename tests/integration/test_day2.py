@@ -10,24 +10,39 @@ deletionPolicy says.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
+from integration.conftest import running_operator
 from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
 from integration.test_reconcile import WRITES, calls, get, wait_ready
+from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
-PROJECT, REGION = "demo-project", "asia-northeast1"
+# A region no other module uses: the orphan sweep of this module's operator (every second) meets only its services.
+PROJECT, REGION = "demo-project", "europe-north1"
 INVOKER, ACCESSOR = "roles/run.invoker", "roles/iap.httpsResourceAccessor"
 NEW_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello:drifted"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    with running_operator(
+        control_plane, emulator_url, tmp_path_factory, IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1"
+    ) as proc:
+        yield proc
 
 
 def _body(svc: str, **spec: Any) -> dict[str, Any]:
     body = manifest(
         svc,
+        region=REGION,
         iap={"accessors": [{"member": "user:alice@example.com"}, {"member": "user:bob@example.com"}]},
         **spec,
     )
@@ -184,7 +199,9 @@ def test_deletion_under_observe_only_or_paused_leaves_the_service(
     wait_for(lambda: condition(get(kubectl, namespace, svc), "Synced"), timeout=30, what="the Synced condition")
     since = emu.last_seq()
     kubectl("delete", "-n", namespace, f"iaprunservice/{svc}", "--timeout=60s")
-    assert emu.service(PROJECT, REGION, svc) is not None
+    swept = emu.last_seq()
+    wait_for(lambda: len(emu.requests("run.services.list", since=swept)) >= 2, timeout=30, what="two orphan sweeps")
+    assert emu.service(PROJECT, REGION, svc) is not None, "the service outlives its object (and the orphan sweep)"
     assert calls(emu, svc, since=since, methods=WRITES) == []
     if policy == "Paused":
         assert calls(emu, svc, since=since) == []
