@@ -203,3 +203,12 @@ def test_cli_errors_exit_1_never_2_which_means_changes(tmp_path: Any) -> None:
     assert main(["plan", "-f", str(tmp_path / "missing.yaml")]) == 1
     (tmp_path / "other.yaml").write_text("kind: ConfigMap\nmetadata: {name: x}\n")
     assert main(["plan", "-f", str(tmp_path / "other.yaml")]) == 1
+
+
+def test_cli_reads_a_directory_of_manifests(tmp_path: Any) -> None:
+    from iaprun_operator.cli.planning import manifests
+
+    (tmp_path / "a.yaml").write_text("kind: IapRunService\nmetadata: {name: a}\n---\nkind: ConfigMap\n")
+    (tmp_path / "b.yml").write_text("kind: List\nitems: [{kind: IapRunService, metadata: {name: b}}]\n")
+    (tmp_path / "notes.txt").write_text("kind: IapRunService\n")
+    assert [d["metadata"]["name"] for d in manifests(str(tmp_path))] == ["a", "b"]

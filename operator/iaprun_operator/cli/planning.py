@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -75,8 +76,7 @@ def connect(config: Settings) -> Google:
 
 def manifests(path: str) -> Iterator[Mapping[str, Any]]:
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-        docs = list(yaml.safe_load_all(text))
+        docs = [doc for text in _texts(path) for doc in yaml.safe_load_all(text)]
     except (OSError, yaml.YAMLError) as error:
         raise CliError(f"{path}: {error}") from None
     for doc in docs:
@@ -84,6 +84,16 @@ def manifests(path: str) -> Iterator[Mapping[str, Any]]:
             yield from (i for i in doc.get("items") or () if isinstance(i, Mapping) and i.get("kind") == KIND)
         elif isinstance(doc, Mapping) and doc.get("kind") == KIND:
             yield doc
+
+
+def _texts(path: str) -> list[str]:
+    """The file, every ``*.yaml``/``*.yml`` of a directory (sorted), or stdin for ``-``."""
+    if path == "-":
+        return [sys.stdin.read()]
+    where = Path(path)
+    if where.is_dir():
+        return [p.read_text() for p in sorted([*where.glob("*.yaml"), *where.glob("*.yml")])]
+    return [where.read_text()]
 
 
 async def run(args: argparse.Namespace) -> bool:
