@@ -35,6 +35,8 @@ class Observed:
     service: Mapping[str, Any] | None
     number: str
     plan: Plan
+    refusal: cond.Failure | None = None
+    """Why a pass would not touch the service (ManagementConflict, PolicyDenied), as the pass reports it."""
 
 
 async def plan(
@@ -46,7 +48,8 @@ async def plan(
     decided = service.plan(obj, spec, ref, observed, settings)
     notes = tuple(e.message for e in decided.notices)
     if decided.refusal is not None:
-        return Observed(observed, number, Plan("Refuse", refusal=decided.refusal.message, notes=notes))
+        refused = Plan("Refuse", refusal=decided.refusal.message, notes=notes)
+        return Observed(observed, number, refused, decided.refusal)
     updating = decided.action is service.ServiceAction.UPDATE and decided.body is not None
     fields = field_changes(decided.mask, decided.body or {}, observed) if updating else ()
     # A created service starts with empty policies: the pass that creates it plans its IAM against those.
@@ -76,8 +79,8 @@ def outcome(obj: ObjectView, spec: Spec, ref: ServiceRef, seen: Observed) -> Ste
     if seen.service is not None:
         out.status.update(service.observed_status(seen.service))
         readiness(ref, obj, seen.service, out)
-    if planned.refusal:
-        out.failure = cond.Failure("ManagementConflict", planned.refusal, stalled=True)
+    if seen.refusal is not None:
+        out.failure = seen.refusal
         return out
     out.conditions += _step_conditions(spec, planned)
     synced = cond.Condition(cond.SYNCED, planned.empty, "ObserveOnly", f"ObserveOnly: {planned.summary()}")

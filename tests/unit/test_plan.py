@@ -212,3 +212,15 @@ def test_cli_reads_a_directory_of_manifests(tmp_path: Any) -> None:
     (tmp_path / "b.yml").write_text("kind: List\nitems: [{kind: IapRunService, metadata: {name: b}}]\n")
     (tmp_path / "notes.txt").write_text("kind: IapRunService\n")
     assert [d["metadata"]["name"] for d in manifests(str(tmp_path))] == ["a", "b"]
+
+
+async def test_observe_only_on_a_service_owned_elsewhere_stalls_as_a_pass_would_and_plans_nothing() -> None:
+    google = _drifted()
+    google.service = {**dict(google.service or {}), "labels": {"iaprun-owner": "someone-else"}}
+    result = await reconcile(_obj(SPEC), google, OPEN, NOW)  # type: ignore[arg-type]
+    assert result.status["plan"]["service"]["action"] == "Refuse"
+    assert result.status["plan"]["changes"] == 0
+    stalled = cond.find(result.status["conditions"], cond.STALLED)
+    assert stalled is not None
+    assert stalled["reason"] == "ManagementConflict"
+    assert "run.getIamPolicy" not in google.calls
