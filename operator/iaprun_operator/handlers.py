@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 import kopf
 
-from iaprun_operator import kube, metrics, sweep
+from iaprun_operator import kube, ledger, metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError
 from iaprun_operator.finalize import finalize
 from iaprun_operator.google.bundle import Google
@@ -68,25 +68,20 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
     shared.cluster_id = await kube.cluster_id(shared.settings.cluster_id)
     shared.google = Google.build(shared.settings, observer=metrics.GOOGLE_CALLS)
     shared.passes = PassSlots(shared.settings.workers)
+    shared.ledger = ledger.ConfigMapLedger(ledger.namespace_of_operator(shared.settings.operator_namespace))
     if (interval := shared.settings.orphan_sweep_interval) > 0:
         shared.sweeper = asyncio.create_task(
             sweep.forever(
                 lambda: set(shared.places),
                 shared.google,
                 shared.cluster_id,
-                partial(exists_unless_left, shared, kube.ObjectExistence(GROUP, VERSION, PLURAL)),
+                kube.ObjectExistence(GROUP, VERSION, PLURAL),
+                shared.ledger,
                 interval=interval,
                 namespace=shared.settings.watch_namespace,
             )
         )
     metrics.serve(shared.settings.metrics_port)
-
-
-async def exists_unless_left(
-    shared: Runtime, exists: Callable[[str, str], Awaitable[bool]], namespace: str, name: str
-) -> bool:
-    """The sweep's question "is the owner still there?": yes too for an object deleted under ObserveOnly/Paused."""
-    return (namespace, name) in shared.left_untouched or await exists(namespace, name)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -144,11 +139,9 @@ async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: A
     uid = str(body.metadata.uid)
     async with shared.lock(uid):
         obj = view(shared, body, kw["namespaces"])
-        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0)
+        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0, ledger=shared.ledger)
     count(result, obj.owner.readable)
     post_events(result, body)
-    if result.facts.left_untouched:
-        shared.left_untouched.add((obj.namespace, obj.name))
     if not result.done and (delay := come_back_after(result, retry)) is not None:
         raise kopf.TemporaryError(result.message, delay=delay)
     shared.locks.pop(uid, None)

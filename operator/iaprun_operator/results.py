@@ -69,9 +69,6 @@ class Facts:
     public_invoker_found: int = 0
     foreign_members: int | None = None
     """Members holding access this object does not declare (None: not looked at in this pass)."""
-    left_untouched: bool = False
-    """Deletion under managementPolicy ObserveOnly or Paused let the object go and left its service as it is: the
-    orphan sweep must not finish that service as if the finalizer had never run."""
 
 
 @dataclass

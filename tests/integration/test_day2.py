@@ -5,17 +5,20 @@ Proves: ObserveOnly with drift in every resource (a service field, the agent's i
 public binding) lists exactly those changes in status.plan and writes nothing over several passes; switching
 back to Full writes exactly what the plan listed, entry for entry (one planner); Paused makes no Google call,
 even on a spec change; deleting an object under ObserveOnly or Paused leaves the service, whatever
-deletionPolicy says.
+deletionPolicy says, also across an operator restart (the record in the ConfigMap, not the process's memory,
+keeps the orphan sweep off it), and the record goes once the service does.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
+from iaprun_operator.ledger import NAME as LEDGER
 from integration.conftest import running_operator
 from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
 from integration.test_reconcile import WRITES, calls, get, wait_ready
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.integration
 PROJECT, REGION = "demo-project", "europe-north1"
 INVOKER, ACCESSOR = "roles/run.invoker", "roles/iap.httpsResourceAccessor"
 NEW_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello:drifted"
+LEDGER_NAMESPACE = "default"  # where this module's operator keeps the record of left services (ledger.py)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,11 @@ def operator(
     control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     with running_operator(
-        control_plane, emulator_url, tmp_path_factory, IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1"
+        control_plane,
+        emulator_url,
+        tmp_path_factory,
+        IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
+        IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE,
     ) as proc:
         yield proc
 
@@ -205,3 +213,58 @@ def test_deletion_under_observe_only_or_paused_leaves_the_service(
     assert calls(emu, svc, since=since, methods=WRITES) == []
     if policy == "Paused":
         assert calls(emu, svc, since=since) == []
+
+
+def _ledger(kubectl: Runner) -> dict[str, str]:
+    found = kubectl("get", "configmap", LEDGER, "-n", LEDGER_NAMESPACE, "-o", "json", check=False)
+    return dict(json.loads(found.stdout).get("data") or {}) if found.returncode == 0 else {}
+
+
+def _sweeps_of_region(emu: AdminClient, since: int) -> int:
+    return sum(REGION in r["path"] for r in emu.requests("run.services.list", since=since))
+
+
+def test_a_service_left_under_paused_survives_an_operator_restart_and_its_record_goes_with_it(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str, emulator_url: str
+) -> None:
+    """The safety of "deletion under Paused leaves the service" may not live in the operator's memory: after a
+    restart, the sweep meets a service marked for an object that is gone, with deletionPolicy Delete stamped on
+    it. It must leave it (the finalizer's record in the ConfigMap says why), with no Google call about it at all.
+    A neighbour object in the region makes the restarted operator sweep there. Once the service is deleted by
+    hand, a sweep removes the record."""
+    neighbour = f"{svc}-nb"
+    apply(kubectl, namespace, _body(neighbour))
+    body = _body(svc, deletionPolicy="Delete")
+    apply(kubectl, namespace, body)
+    wait_ready(kubectl, namespace, svc)
+    body["spec"]["managementPolicy"] = "Paused"
+    apply(kubectl, namespace, body)
+    wait_for(lambda: condition(get(kubectl, namespace, svc), "Synced"), timeout=30, what="the Synced condition")
+    since = emu.last_seq()
+    kubectl("delete", "-n", namespace, f"iaprunservice/{svc}", "--timeout=60s")
+    recorded = [json.loads(raw) for raw in _ledger(kubectl).values()]
+    assert {"project": PROJECT, "region": REGION, "service": svc} in [e["service"] for e in recorded]
+
+    operator.stop()
+    restarted = emu.last_seq()
+    operator.start()
+    wait_for(lambda: _sweeps_of_region(emu, restarted) >= 3, timeout=60, what="three sweeps of the restarted operator")
+    assert emu.service(PROJECT, REGION, svc) is not None, "the service outlives its object, the restart and the sweep"
+    assert calls(emu, svc, since=since) == [], "not a single Google call about the service (Paused)"
+
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+
+    run = run_v2.ServicesClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=emulator_url),
+    )
+    run.delete_service(name=f"projects/{PROJECT}/locations/{REGION}/services/{svc}").result(timeout=30)
+    wait_for(
+        lambda: all(json.loads(raw)["service"]["service"] != svc for raw in _ledger(kubectl).values()),
+        timeout=30,
+        what="the sweep to remove the record of the deleted service",
+    )
+    kubectl("delete", "-n", namespace, f"iaprunservice/{neighbour}", "--timeout=60s")
