@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from iaprun_operator import kube, metrics, sweep
+from iaprun_operator import kube, ledger, metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError
 from iaprun_operator.finalize import finalize
 from iaprun_operator.google.bundle import Google
@@ -68,6 +68,7 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
     shared.cluster_id = await kube.cluster_id(shared.settings.cluster_id)
     shared.google = Google.build(shared.settings, observer=metrics.GOOGLE_CALLS)
     shared.passes = PassSlots(shared.settings.workers)
+    shared.ledger = ledger.ConfigMapLedger(ledger.namespace_of_operator(shared.settings.operator_namespace))
     if (interval := shared.settings.orphan_sweep_interval) > 0:
         shared.sweeper = asyncio.create_task(
             sweep.forever(
@@ -75,6 +76,7 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
                 shared.google,
                 shared.cluster_id,
                 kube.ObjectExistence(GROUP, VERSION, PLURAL),
+                shared.ledger,
                 interval=interval,
                 namespace=shared.settings.watch_namespace,
             )
@@ -137,7 +139,7 @@ async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: A
     uid = str(body.metadata.uid)
     async with shared.lock(uid):
         obj = view(shared, body, kw["namespaces"])
-        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0)
+        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0, ledger=shared.ledger)
     count(result, obj.owner.readable)
     post_events(result, body)
     if not result.done and (delay := come_back_after(result, retry)) is not None:

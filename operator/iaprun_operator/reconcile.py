@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from iaprun_operator import planner
 from iaprun_operator.core import conditions as cond
 from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.model import InvalidSpecError, Spec, parse_spec
+from iaprun_operator.core.model import InvalidSpecError, ManagementPolicy, Spec, parse_spec
 from iaprun_operator.core.names import ServiceRef, iap_service_agent
 from iaprun_operator.finalize import finalize
 from iaprun_operator.ports import GooglePorts
@@ -84,6 +85,20 @@ class _Pass:
         ready = cond.find(self.obj.status.get("conditions") or (), cond.READY) or {}
         if (ready.get("reason"), ready.get("message")) != (failure.reason, failure.message):
             self.result.events.append(Event.warning(failure.reason, failure.message))
+
+    def paused(self) -> Result:
+        """Paused: no Google call; the conditions stay as the last pass left them, ``Synced`` says why."""
+        synced = cond.Condition(
+            cond.SYNCED,
+            False,
+            "Paused",
+            "spec.managementPolicy is Paused: the operator makes no Google call for this object; what status shows "
+            "is as of the last pass before the pause",
+        )
+        previous = self.obj.status.get("conditions") or ()
+        self.result.status["conditions"] = cond.replace(previous, synced, generation=self.obj.generation, now=self.now)
+        self.result.status["plan"] = None
+        return self.result
 
     def finish(self) -> Result:
         failure = self.failure
@@ -160,10 +175,16 @@ async def reconcile(
     if isinstance(admitted, Result):
         return admitted
     spec, project = admitted
+    if spec.management_policy is ManagementPolicy.PAUSED:
+        return p.paused()
     ref = ServiceRef(project, spec.region, spec.service_name)
     p.result.status.update(projectID=project, region=spec.region, serviceName=spec.service_name, externalRef=ref.name)
     try:
-        await _steps(p, google, settings, spec, ref, skip_iam=follow_up and _iam_verified(obj))
+        if spec.management_policy is ManagementPolicy.OBSERVE_ONLY:
+            p.absorb(planner.outcome(obj, spec, ref, await planner.plan(google, obj, spec, ref, settings, now)))
+        else:
+            p.result.status["plan"] = None  # a plan shown under ObserveOnly is stale once the pass applies it
+            await _steps(p, google, settings, spec, ref, skip_iam=follow_up and _iam_verified(obj))
     except GoogleError as error:
         p.fail(error)
     return p.finish()

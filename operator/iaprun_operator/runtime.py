@@ -15,6 +15,7 @@ import kopf
 from iaprun_operator.diffbase import DigestDiffBaseStorage
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
+from iaprun_operator.ledger import Ledger
 from iaprun_operator.settings import Settings
 
 PREFIX = "iaprun.dev"
@@ -41,6 +42,9 @@ class Runtime:
     places: set[tuple[str, str]] = field(default_factory=set)
     """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
     sweeper: asyncio.Task[None] | None = None
+    ledger: Ledger | None = None
+    """The record of services left untouched at deletion (ObserveOnly, Paused): written by the finalizer, read by
+    the orphan sweep (a ConfigMap in the operator's namespace, set at start-up)."""
     diffbase: DigestDiffBaseStorage = field(default_factory=lambda: DigestDiffBaseStorage(prefix=PREFIX))
 
     def lock(self, uid: str) -> asyncio.Lock:

@@ -117,6 +117,9 @@ class Settings:
     """Port of the Prometheus metrics endpoint (0 disables it)."""
     watch_namespace: str | None = field(default=None, metadata=_env("IAPRUN_WATCH_NAMESPACE", _optional))
     """Watch only this namespace (None: cluster-wide)."""
+    operator_namespace: str = field(default="", metadata=_env("IAPRUN_OPERATOR_NAMESPACE", _text))
+    """Namespace of the ConfigMap recording services left untouched at deletion (``ledger``); empty: the pod's
+    own namespace (its ServiceAccount's), else ``default``."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     """The platform's tenancy policy; empty allows nothing."""
     operator_service_account: str | None = None

@@ -30,8 +30,10 @@ IAP_SETTINGS_SYNCED = "IapSettingsSynced"
 ACCESSORS_CAN_SIGN_IN = "AccessorsCanSignIn"
 ADVISORY_TYPES = (ACCESSORS_CAN_SIGN_IN,)
 """Reported but not part of Ready: whether people can sign in depends on their directory, not on this object."""
+SYNCED = "Synced"
+"""Present only under managementPolicy ObserveOnly (the plan's summary) or Paused (issue 16); Full drops it."""
 STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED, IAP_SETTINGS_SYNCED, *ADVISORY_TYPES)
-ORDER = (READY, RECONCILING, STALLED, *STEP_TYPES)
+ORDER = (READY, RECONCILING, STALLED, SYNCED, *STEP_TYPES)
 
 _MAX_MESSAGE = 1024
 
@@ -122,6 +124,17 @@ def render(
         if kind not in out and kind in before:
             out[kind] = dict(before[kind])
     return [out[t] for t in ORDER if t in out]
+
+
+def replace(
+    previous: Sequence[Mapping[str, Any]], condition: Condition, *, generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """``previous`` as it is, with ``condition`` set (a pass that looks at nothing else: Paused)."""
+    fresh = render([condition], previous, generation=generation, now=now)
+    (rendered,) = (c for c in fresh if c["type"] == condition.type)
+    kept = {str(c.get("type")): dict(c) for c in previous if c.get("type") != condition.type}
+    kept[condition.type] = rendered
+    return [kept[t] for t in ORDER if t in kept]
 
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:

@@ -67,6 +67,17 @@ class Adoption(Enum):
     IF_UNOWNED = "IfUnowned"
 
 
+class ManagementPolicy(Enum):
+    """How far the operator may act on the service (issue 16, docs/day-2.md)."""
+
+    FULL = "Full"
+    """Observe, plan and apply: the reconcile pass as it always was."""
+    OBSERVE_ONLY = "ObserveOnly"
+    """Observe and plan only: status carries the plan; no Google write, ever."""
+    PAUSED = "Paused"
+    """No Google call at all; status says the object is paused."""
+
+
 @dataclass(frozen=True)
 class Accessor:
     """One principal that may pass IAP, optionally until ``expires``."""
@@ -100,6 +111,7 @@ class Spec:
     iap: IapSpec = IapSpec()
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adoption: Adoption = Adoption.NEVER
+    management_policy: ManagementPolicy = ManagementPolicy.FULL
     invoker_iam_disabled: bool = False
     """Cloud Run's "allow public access" (service-level ``invokerIamDisabled``): the run.invoker IAM check is
     skipped (public when IAP is off); the tenancy policy must allow it."""
@@ -267,4 +279,16 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
         deletion_policy=_enum(spec.get("deletionPolicy", "Delete"), DeletionPolicy, "spec.deletionPolicy"),
         adoption=_enum(spec.get("adoption", "Never"), Adoption, "spec.adoption"),
         invoker_iam_disabled=_flag(spec, "invokerIamDisabled"),
+        management_policy=_enum(spec.get("managementPolicy", "Full"), ManagementPolicy, "spec.managementPolicy"),
     )
+
+
+def management_policy(spec: Any) -> ManagementPolicy:
+    """The spec's management policy read on its own, for deletion: a spec that no longer parses as a whole still
+    says whether the operator may touch the service. An unreadable value reads as the most careful one (Paused)."""
+    if not isinstance(spec, Mapping):
+        return ManagementPolicy.FULL  # no spec to speak of: deletion goes on as it always did
+    try:
+        return ManagementPolicy(spec.get("managementPolicy") or ManagementPolicy.FULL.value)
+    except (ValueError, TypeError):
+        return ManagementPolicy.PAUSED

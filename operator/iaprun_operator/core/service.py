@@ -175,7 +175,10 @@ def plan_update(
     have_disabled, want_disabled = bool(observed.get("invokerIamDisabled")), bool(desired.get("invokerIamDisabled"))
     if have_disabled != want_disabled:
         differs("invokerIamDisabled", f"invokerIamDisabled is {have_disabled}, want {want_disabled}")
-    if applied_hash != desired_hash:
+    # No hash: this object never wrote the template (it adopts the service, or status was lost). The template is
+    # then written only when the service does not hold what the spec declares: adopting a service as exported
+    # (``iaprun export``) rolls no new revision.
+    if applied_hash is not None and applied_hash != desired_hash:
         differs("template", "the spec's template changed")
     elif not contains(desired["template"], observed.get("template")):
         differs("template", "the template was changed outside the operator")
