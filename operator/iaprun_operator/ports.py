@@ -32,9 +32,10 @@ class IapPort(Protocol):
 
 
 class ProjectsPort(Protocol):
-    """Resource Manager and Service Usage: a project's number and its IAP service agent."""
+    """Resource Manager, IAP and Service Usage: a project's number, whether IAP is enabled, its IAP agent."""
 
     async def number(self, project: str) -> str: ...
+    async def check_iap(self, project: str, number: str) -> None: ...
     async def iap_agent(self, project: str, number: str) -> str: ...
 
 

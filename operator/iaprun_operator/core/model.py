@@ -29,6 +29,9 @@ MEMBER_RE = re.compile(
     r"|principalSet://iam\.googleapis\.com/[!-~]+)$"
 )
 PUBLIC_MEMBERS = frozenset({"allusers", "allauthenticatedusers"})
+ACCESS_LEVEL_RE = re.compile(r"^accessPolicies/[0-9]+/accessLevels/[A-Za-z][A-Za-z0-9_]{0,49}$")
+"""An Access Context Manager level's name (its short name: a letter, then letters, digits and _; 50 at most)."""
+MAX_ACCESS_LEVELS = 10
 
 INGRESS = {
     "All": "INGRESS_TRAFFIC_ALL",
@@ -65,10 +68,13 @@ class Adoption(Enum):
 
 @dataclass(frozen=True)
 class Accessor:
-    """One principal that may pass IAP, optionally until ``expires``."""
+    """One principal that may pass IAP, optionally until ``expires`` and only under ``access_levels``."""
 
     member: str
     expires: datetime | None = None
+    access_levels: tuple[str, ...] = ()
+    """Access Context Manager levels (``accessPolicies/N/accessLevels/NAME``); the member passes IAP only while
+    meeting one of them (``request.auth.access_levels``)."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,20 @@ def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
             expires = parse_timestamp(str(expires_raw)) if expires_raw else None
         except ValueError:
             raise InvalidSpecError(f"{where}.expires: {expires_raw!r} is not an RFC 3339 timestamp") from None
-        accessors.append(Accessor(member=member, expires=expires))
+        accessors.append(Accessor(member=member, expires=expires, access_levels=_access_levels(item, where)))
     return tuple(accessors)
+
+
+def _access_levels(item: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    raw = item.get("accessLevels") or ()
+    if not isinstance(raw, list | tuple) or len(raw) > MAX_ACCESS_LEVELS:
+        raise InvalidSpecError(f"{where}.accessLevels: a list of at most {MAX_ACCESS_LEVELS} access level names")
+    for level in raw:
+        if not isinstance(level, str) or not ACCESS_LEVEL_RE.match(level):
+            raise InvalidSpecError(
+                f"{where}.accessLevels: {level!r} is not an access level name (accessPolicies/NUMBER/accessLevels/NAME)"
+            )
+    return tuple(sorted(set(raw)))
 
 
 def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
