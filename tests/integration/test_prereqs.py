@@ -6,21 +6,24 @@
   object becomes Ready by itself (nothing is done to the object: enabling an API sends no Kubernetes event).
 - Domain-restricted sharing refusing an accessor stalls the object as ``OrgPolicyDenied`` naming the member and
   the constraint; later passes do not send the refused write again; a spec without the member goes through.
+- The README quickstart's manifest, filled in, reaches Ready (it hard-codes no project and no person).
 - ``gcloud run services add-iam-policy-binding``'s path (Cloud Run v1 IAM) used out of band through the run v1
   discovery client: the operator sees the change at its next drift pass and undoes it.
 """
 
 from __future__ import annotations
 
+import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_access import get, wait_ready
+from integration.harness import REPO, OperatorProcess, apply, condition, manifest, wait_for
+from integration.test_access import get, visit, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -189,3 +192,24 @@ def test_out_of_band_v1_iam_change_through_gclouds_path_is_undone_at_the_next_dr
         "run.v1.services.setIamPolicy"
     ]
     assert any(svc in r["path"] for r in emu.requests("run.services.setIamPolicy", since=mark))
+
+
+def test_the_readme_quickstart_manifest_reaches_ready_with_its_variables_filled_in(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, emulator_url: str, svc: str
+) -> None:
+    """The quickstart's step 6 names no project and no person: filled in with the local world's, it becomes
+    Ready and lets exactly the named accessor in."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("kubectl apply -f - <<EOF\n") + len("kubectl apply -f - <<EOF\n")
+    text = readme[start : readme.index("\nEOF\n", start)]
+    assert {"$PROJECT", "$REGION", "$ACCESSOR"} <= {word for word in text.split() if word.startswith("$")}
+    assert not [word for word in ("example.com", "-project", "@") if word in text]
+    filled = string.Template(text).substitute(
+        PROJECT="test-project", REGION=REGION, ACCESSOR="user:quickstart@example.com"
+    )
+    body = yaml.safe_load(filled)
+    body["metadata"]["name"] = svc  # the emulator's world is shared by the session
+    apply(kubectl, namespace, body)
+    obj = wait_ready(kubectl, namespace, svc)
+    assert visit(emulator_url, obj["status"]["url"], "user:quickstart@example.com") == 200
+    assert visit(emulator_url, obj["status"]["url"], "user:someone@example.com") == 403
