@@ -103,3 +103,16 @@ def test_conditions_the_operator_writes_read_back_as_their_grant() -> None:
     b, a = (f'"accessPolicies/1/accessLevels/{x}" in request.auth.access_levels' for x in "ba")
     unsorted = f"({b} || {a})"
     assert parse_expression(unsorted) is None
+
+
+def test_the_project_number_comes_from_status_only_for_the_same_project() -> None:
+    """An earlier pass's number spares Resource Manager; a number recorded for another project is never used."""
+    from iaprun_operator.reconcile import _pinned_number
+    from iaprun_operator.results import ObjectView
+
+    def view(status: dict[str, str]) -> ObjectView:
+        return ObjectView(namespace="ns", name="o", generation=1, spec={}, status=status, cluster_id="c")
+
+    assert _pinned_number(view({"projectID": "p", "projectNumber": "42"}), "p") == "42"
+    assert _pinned_number(view({"projectID": "q", "projectNumber": "42"}), "p") is None
+    assert _pinned_number(view({}), "p") is None
