@@ -7,15 +7,19 @@
 - Domain-restricted sharing refusing an accessor stalls the object as ``OrgPolicyDenied`` naming the member and
   the constraint; later passes do not send the refused write again; a spec without the member goes through.
 - The README quickstart's manifest, filled in, reaches Ready (it hard-codes no project and no person).
-- ``gcloud run services add-iam-policy-binding``'s path (Cloud Run v1 IAM) used out of band through the run v1
-  discovery client: the operator sees the change at its next drift pass and undoes it.
+- ``gcloud run services remove-iam-policy-binding`` (Cloud Run v1 IAM) used out of band, with the real gcloud
+  where it is installed and through the run v1 discovery client: the operator undoes it at its next drift pass.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import string
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,45 +156,88 @@ def test_domain_restricted_sharing_stalls_naming_members_and_is_not_retried_unti
     assert "orgPolicyRefusal" not in obj["status"]["iap"]
 
 
-def test_out_of_band_v1_iam_change_through_gclouds_path_is_undone_at_the_next_drift_pass(
-    operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, emulator_url: str, svc: str
-) -> None:
-    """Someone runs ``gcloud run services remove-iam-policy-binding`` (Cloud Run v1 IAM, here through the run v1
-    discovery client): the IAP agent loses run.invoker and the operator grants it again at the next drift pass."""
+def run_v1_services(emulator_url: str) -> Any:
+    """Cloud Run v1's ``projects.locations.services`` through the official discovery client."""
     from google.auth.credentials import AnonymousCredentials
     from googleapiclient import discovery
 
+    client = discovery.build(
+        "run",
+        "v1",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        static_discovery=True,
+        client_options={"api_endpoint": emulator_url + "/"},
+    )
+    return client.projects().locations().services()
+
+
+def remove_with_gcloud(emulator_url: str, workdir: Path, svc: str, member: str) -> None:
+    """``gcloud run services remove-iam-policy-binding``, the real CLI, pointed at the emulator."""
+    token = workdir / "token"
+    token.write_text("emulator-token")
+    env = {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(workdir),
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": emulator_url + "/",
+        "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token),
+        "CLOUDSDK_CORE_PROJECT": "test-project",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "1",
+    }
+    command = ["gcloud", "run", "services", "remove-iam-policy-binding", svc, f"--region={REGION}"]
+    subprocess.run(
+        [*command, f"--member={member}", "--role=roles/run.invoker"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        "discovery",
+        pytest.param("gcloud", marks=pytest.mark.skipif(shutil.which("gcloud") is None, reason="no gcloud")),
+    ],
+)
+def test_out_of_band_v1_iam_change_through_gclouds_path_is_undone_at_the_next_drift_pass(
+    operator: OperatorProcess,
+    kubectl: Runner,
+    namespace: str,
+    emu: AdminClient,
+    emulator_url: str,
+    svc: str,
+    client: str,
+    tmp_path: Path,
+) -> None:
+    """Someone runs ``gcloud run services remove-iam-policy-binding`` (Cloud Run v1 IAM; the real CLI where it
+    is installed, else the run v1 discovery client): the IAP agent loses run.invoker, and the operator grants it
+    again at its next drift pass."""
     body = manifest(svc, projectID="test-project")
     body["metadata"]["annotations"] = {"iaprun.dev/drift-interval": "2"}
     apply(kubectl, namespace, body)
     obj = wait_ready(kubectl, namespace, svc)
     agent = f"serviceAccount:{obj['status']['iap']['serviceAgent']}"
-    services = (
-        discovery.build(
-            "run",
-            "v1",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            static_discovery=True,
-            client_options={"api_endpoint": emulator_url + "/"},
-        )
-        .projects()
-        .locations()
-        .services()
-    )
+    services = run_v1_services(emulator_url)
     resource = f"projects/test-project/locations/{REGION}/services/{svc}"
-    policy = services.getIamPolicy(resource=resource).execute()
-    policy["bindings"] = [b for b in policy.get("bindings", []) if agent not in b["members"]]
     mark = emu.last_seq()
-    services.setIamPolicy(resource=resource, body={"policy": policy}).execute()
+    if client == "gcloud":
+        remove_with_gcloud(emulator_url, tmp_path, svc, agent)
+    else:
+        policy = services.getIamPolicy(resource=resource).execute()
+        policy["bindings"] = [b for b in policy.get("bindings", []) if agent not in b["members"]]
+        services.setIamPolicy(resource=resource, body={"policy": policy}).execute()
+    assert [r["method"] for r in emu.requests("run.v1.services.setIamPolicy", since=mark)] == [
+        "run.v1.services.setIamPolicy"
+    ]
 
     def invoker_back() -> bool:
         found = services.getIamPolicy(resource=resource).execute()
         return any(agent in b["members"] and b["role"] == "roles/run.invoker" for b in found.get("bindings", []))
 
     wait_for(invoker_back, timeout=60, what="the IAP agent's run.invoker granted again")
-    assert [r["method"] for r in emu.requests("run.v1.services.setIamPolicy", since=mark)] == [
-        "run.v1.services.setIamPolicy"
-    ]
     assert any(svc in r["path"] for r in emu.requests("run.services.setIamPolicy", since=mark))
 
 
