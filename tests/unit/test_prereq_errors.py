@@ -116,3 +116,26 @@ def test_the_project_number_comes_from_status_only_for_the_same_project() -> Non
     assert _pinned_number(view({"projectID": "p", "projectNumber": "42"}), "p") == "42"
     assert _pinned_number(view({"projectID": "q", "projectNumber": "42"}), "p") is None
     assert _pinned_number(view({}), "p") is None
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        ["corp"],
+        ["accessPolicies/x/accessLevels/corp"],
+        ["accessPolicies/1/accessLevels/9corp"],
+        ['accessPolicies/1/accessLevels/a" || true || "'],
+        [f"accessPolicies/1/accessLevels/l{i}" for i in range(11)],
+    ],
+)
+def test_access_levels_that_are_not_level_names_are_refused_before_any_call(levels: list[str]) -> None:
+    """Only well-formed level names reach a condition: nothing a spec says can change its expression's shape."""
+    from iaprun_operator.core.model import InvalidSpecError, parse_spec
+
+    spec = {
+        "region": "asia-northeast1",
+        "template": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/hello"}]},
+        "iap": {"accessors": [{"member": "user:a@example.com", "accessLevels": levels}]},
+    }
+    with pytest.raises(InvalidSpecError, match="accessLevels"):
+        parse_spec(spec, name="o")
