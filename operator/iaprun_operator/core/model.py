@@ -31,7 +31,9 @@ MEMBER_RE = re.compile(
 PUBLIC_MEMBERS = frozenset({"allusers", "allauthenticatedusers"})
 ACCESS_LEVEL_RE = re.compile(r"^accessPolicies/[0-9]+/accessLevels/[A-Za-z][A-Za-z0-9_]{0,49}$")
 """An Access Context Manager level's name (its short name: a letter, then letters, digits and _; 50 at most)."""
-MAX_ACCESS_LEVELS = 10
+MAX_ACCESS_LEVELS = 5
+MAX_ACCESSORS_WITH_LEVELS = 20
+"""The CRD's bounds: they keep the largest spec inside what kubectl apply and kopf can store (test_spec_budget)."""
 
 INGRESS = {
     "All": "INGRESS_TRAFFIC_ALL",
@@ -169,6 +171,11 @@ def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
         except ValueError:
             raise InvalidSpecError(f"{where}.expires: {expires_raw!r} is not an RFC 3339 timestamp") from None
         accessors.append(Accessor(member=member, expires=expires, access_levels=_access_levels(item, where)))
+    if sum(1 for a in accessors if a.access_levels) > MAX_ACCESSORS_WITH_LEVELS:
+        raise InvalidSpecError(
+            f"spec.iap.accessors: at most {MAX_ACCESSORS_WITH_LEVELS} accessors may carry accessLevels (grant a "
+            "group under the access levels instead of many members)"
+        )
     return tuple(accessors)
 
 
