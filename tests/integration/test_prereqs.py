@@ -4,6 +4,8 @@
   the operator's own credentials), when disabled, stalls a new object as ``ApiNotEnabled`` naming the API, the
   project and the exact ``gcloud services enable`` command, with no write anywhere; once the API is enabled the
   object becomes Ready by itself (nothing is done to the object: enabling an API sends no Kubernetes event).
+  Service Usage (needed once per project, to create the IAP service agent) stalls the same way at the first
+  grant, after the service was created.
 - Domain-restricted sharing refusing an accessor stalls the object as ``OrgPolicyDenied`` naming the member and
   the constraint; later passes do not send the refused write again; a spec without the member goes through.
 - The README quickstart's manifest, filled in, reaches Ready (it hard-codes no project and no person).
@@ -116,6 +118,30 @@ def test_disabled_api_stalls_with_the_command_and_no_write_then_recovers_once_en
     emu.set_api_enabled(consumer, api, True)
     obj = wait_ready(kubectl, namespace, svc)
     assert "Stalled" not in {c["type"] for c in obj["status"]["conditions"]}
+
+
+def test_service_usage_disabled_where_the_credentials_live_stalls_at_the_first_grant_and_recovers(
+    operator: OperatorProcess, kubectl: Runner, namespace: str, switches: AdminClient, svc: str
+) -> None:
+    """Service Usage is needed once per project, to create the IAP service agent before its first grant: with it
+    off in the credentials' project the object stalls there (the service itself already exists, with IAP on and
+    nobody granted), names the command, and becomes Ready once it is enabled."""
+    emu = switches
+    project, consumer = fresh_project(), fresh_project()
+    emu.set_caller_project("anonymous", consumer)
+    emu.set_api_enabled(consumer, "serviceusage.googleapis.com", False)
+    apply(kubectl, namespace, manifest(svc, projectID=project, iap={"accessors": [{"member": "user:a@example.com"}]}))
+
+    obj = stalled(kubectl, namespace, svc, "ApiNotEnabled")
+    number = emu.state()["projects"][consumer]
+    message = condition(obj, "Stalled")["message"]
+    assert f"gcloud services enable serviceusage.googleapis.com --project={number}" in message
+    assert "credentials" in message
+    assert condition(obj, "InvokerGranted")["status"] == "False"
+    assert [r for r in emu.requests("iap.setIamPolicy") if svc in r["path"]] == []
+
+    emu.set_api_enabled(consumer, "serviceusage.googleapis.com", True)
+    wait_ready(kubectl, namespace, svc)
 
 
 def test_domain_restricted_sharing_stalls_naming_members_and_is_not_retried_until_the_spec_changes(
