@@ -178,7 +178,10 @@ async def reconcile(
 async def _steps(
     p: _Pass, google: GooglePorts, settings: Settings, spec: Spec, ref: ServiceRef, *, skip_iam: bool
 ) -> None:
-    number = _pinned_number(p.obj, ref.project) or await google.projects.number(ref.project)
+    pinned = _pinned_number(p.obj, ref.project)
+    if pinned:
+        google.projects.remember(ref.project, pinned)
+    number = pinned or await google.projects.number(ref.project)
     p.result.status["projectNumber"] = number
     await google.projects.check_iap(ref.project, number)
     served = await service.run(google, p.obj, spec, ref, settings)
@@ -215,7 +218,8 @@ def refuse(obj: ObjectView, google: GooglePorts, settings: Settings, now: dateti
 
 def _pinned_number(obj: ObjectView, project: str) -> str | None:
     """The project's number as an earlier pass of this object learnt it: a project keeps its number for life
-    and its ID is never reused, so the object needs Resource Manager only on its first pass."""
+    and its ID is never reused, so the object needs Resource Manager only on its first pass (and, once
+    remembered, neither do the project's other objects)."""
     number = obj.status.get("projectNumber")
     return str(number) if number and obj.status.get("projectID") == project else None
 

@@ -139,3 +139,22 @@ def test_access_levels_that_are_not_level_names_are_refused_before_any_call(leve
     }
     with pytest.raises(InvalidSpecError, match="accessLevels"):
         parse_spec(spec, name="o")
+
+
+def test_a_remembered_number_spares_resource_manager_for_the_whole_project() -> None:
+    """Once any object's status has told the adapter a project's number, asking for it makes no call (the
+    adapter has no Google client here: a call would fail)."""
+    import asyncio
+    from typing import Any, cast
+
+    from iaprun_operator.google.calls import Calls
+    from iaprun_operator.google.projects import Projects
+    from iaprun_operator.google.ratelimit import Limiter
+
+    async def scenario() -> str:
+        projects = Projects(calls=Calls(threads=1), limiter=Limiter({"crm": 60.0}), clients=cast(Any, None))
+        projects.remember("p", "42")
+        projects.remember("p", "43")  # the first answer stands
+        return await projects.number("p")
+
+    assert asyncio.run(scenario()) == "42"

@@ -26,16 +26,24 @@ class Projects:
         self._calls = calls
         self._limiter = limiter
         self._clients = clients
-        self._numbers: dict[str, asyncio.Task[str]] = {}
-        self._agents: dict[str, asyncio.Task[str]] = {}
-        self._iap_reachable: dict[str, asyncio.Task[str]] = {}
+        self._numbers: dict[str, asyncio.Future[str]] = {}
+        self._agents: dict[str, asyncio.Future[str]] = {}
+        self._iap_reachable: dict[str, asyncio.Future[str]] = {}
 
-    async def _once(self, cache: dict[str, asyncio.Task[str]], key: str, make: Any) -> str:
+    async def _once(self, cache: dict[str, asyncio.Future[str]], key: str, make: Any) -> str:
         task = cache.get(key)
         if task is None or (task.done() and task.exception() is not None):
             task = asyncio.ensure_future(make())
             cache[key] = task
         return await asyncio.shield(task)
+
+    def remember(self, project: str, number: str) -> None:
+        """A number an object's status already holds (learnt by an earlier pass, maybe of an earlier process):
+        other objects of the project then need no Resource Manager call either."""
+        if project not in self._numbers:
+            known: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            known.set_result(number)
+            self._numbers[project] = known
 
     async def number(self, project: str) -> str:
         async def fetch() -> str:
