@@ -78,7 +78,7 @@ async def finalize(
     try:
         await _finish(obj, google, ref, result, deleting_started=deleting_started)
     except GoogleError as error:
-        if error.kind is Kind.PERMISSION and not obj.status.get("projectNumber"):
+        if error.kind in (Kind.PERMISSION, Kind.API_NOT_ENABLED) and not obj.status.get("projectNumber"):
             # No pass of this object ever got as far as the project's number, which comes before any write:
             # it created nothing there (a mistyped or inaccessible project). Waiting for access that may never
             # come would leave the object stuck deleting.

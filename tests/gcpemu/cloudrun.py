@@ -17,7 +17,7 @@ import string
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gcpemu import identity, schema
+from gcpemu import identity, orgpolicy, schema
 from gcpemu.errors import ApiError, Html404Error, bad_request, invalid
 from gcpemu.iam import IamRules, Policy, check_policy_version_param, set_policy
 from gcpemu.routing import Ctx, Route, route
@@ -809,7 +809,8 @@ async def set_iam(ctx: Ctx) -> dict[str, Any]:
     body = schema.validate(ctx.body or {}, SET_IAM, "", strict=ctx.emu.config.reject_unknown_fields)
     key = _key(project, region, sid)
     cur = ctx.emu.world.run_policies.get(key, Policy())
-    new = set_policy(cur, body, iam_rules(ctx.emu), ctx.emu.account_exists)
+    rules = orgpolicy.rules_for(iam_rules(ctx.emu), ctx.emu.config, project)
+    new = set_policy(cur, body, rules, ctx.emu.account_exists)
     ctx.emu.world.run_policies[key] = new
     return new.view(3)
 
@@ -888,6 +889,8 @@ _SVC = "/v2/projects/{project}/locations/{region}/services"
 _OPS = "/v2/projects/{project}/locations/{region}/operations"
 
 _D = "run.v2.json:projects.locations."
+_SVC_V1 = "/v1/projects/{project}/locations/{region}/services"
+_D1 = "run.v1.json:projects.locations."
 
 ROUTES: list[Route] = [
     route(
@@ -953,6 +956,38 @@ ROUTES: list[Route] = [
         None,
         test_iam,
         _D + "services.testIamPermissions",
+    ),
+    # Cloud Run Admin API v1 serves the same service policies at v1 paths; `gcloud run services
+    # add-iam-policy-binding` and Terraform's google_cloud_run_service_iam_* use them (gcp-api.md §10).
+    route(
+        "GET",
+        _SVC_V1 + "/{service}:getIamPolicy",
+        "run.v1.services.getIamPolicy",
+        API,
+        "read",
+        "run.services.getIamPolicy",
+        get_iam,
+        _D1 + "services.getIamPolicy",
+    ),
+    route(
+        "POST",
+        _SVC_V1 + "/{service}:setIamPolicy",
+        "run.v1.services.setIamPolicy",
+        API,
+        "write",
+        "run.services.setIamPolicy",
+        set_iam,
+        _D1 + "services.setIamPolicy",
+    ),
+    route(
+        "POST",
+        _SVC_V1 + "/{service}:testIamPermissions",
+        "run.v1.services.testIamPermissions",
+        API,
+        "read",
+        None,
+        test_iam,
+        _D1 + "services.testIamPermissions",
     ),
     route(
         "GET",

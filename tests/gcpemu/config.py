@@ -175,7 +175,19 @@ class EmulatorConfig:
     tokens: dict[str, str] = field(default_factory=dict)
     """Bearer token -> caller identity (for ``Authorization: Bearer``)."""
     disabled_apis: dict[str, list[str]] = field(default_factory=dict)
-    """project ID or number -> APIs (``run.googleapis.com``) that answer 403 SERVICE_DISABLED there."""
+    """project ID or number -> APIs (``run.googleapis.com``) that answer 403 SERVICE_DISABLED for calls whose
+    consumer is that project (``serviceusage.consumer``: the resource's project for Cloud Run and IAP, the
+    caller's own project for Resource Manager and Service Usage)."""
+    caller_projects: dict[str, str] = field(default_factory=dict)
+    """caller identity (``anonymous`` without one) -> the project of its credentials, where Google checks that
+    Resource Manager and Service Usage are enabled (a ``…@P.iam.gserviceaccount.com`` caller needs no entry)."""
+    allowed_policy_member_domains: dict[str, list[str]] = field(default_factory=dict)
+    """Domain-restricted sharing (``constraints/iam.allowedPolicyMemberDomains``): project ID or number -> the
+    domains whose users, groups and domains may be named in an IAM policy there (Google takes customer IDs; the
+    emulator takes their domains). A project not listed has no such policy. See ``gcpemu.orgpolicy``."""
+    access_levels: dict[str, list[str]] = field(default_factory=dict)
+    """Access levels a test identity meets at the protected URL: ``user:a@b`` ->
+    ``accessPolicies/N/accessLevels/NAME``... (``request.auth.access_levels`` in IAM conditions)."""
     request_log_size: int = 100_000
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import copy
 import hashlib
 from typing import Any
 
-from gcpemu import schema
+from gcpemu import orgpolicy, schema
 from gcpemu.errors import ApiError, invalid
 from gcpemu.iam import IamRules, Policy, set_policy
 from gcpemu.routing import Ctx, Route, route
@@ -80,7 +80,8 @@ async def get_iam(ctx: Ctx) -> dict[str, Any]:
 async def set_iam(ctx: Ctx) -> dict[str, Any]:
     name, key = _resource(ctx)
     body = schema.validate(ctx.body or {}, SET_IAM, "", strict=ctx.emu.config.reject_unknown_fields)
-    new = set_policy(_policy(ctx, name, key), body, _rules(ctx), ctx.emu.account_exists)
+    rules = orgpolicy.rules_for(_rules(ctx), ctx.emu.config, ctx.project)
+    new = set_policy(_policy(ctx, name, key), body, rules, ctx.emu.account_exists)
     if key is not None:
         ctx.emu.world.iap_policies[key] = new
     else:

@@ -2,11 +2,13 @@
 
 Requests reach it by Host header (``{svc}-{hash}-{code}.a.run.app`` or ``{svc}-{number}.{region}.run.app``)
 or by path prefix ``/_run/{host}/...``. The test user comes from ``X-Emulator-User``
-(``user:alice@example.com``); there is no user without it. See docs/emulator.md for the decision table.
+(``user:alice@example.com``); there is no user without it.
 
 Sign-in comes first, as at Google: with IAP's Google-managed OAuth client (no ``clientId`` in the service's
 IAP settings) only users of the project's organisation's domains can sign in, and nobody in a project with
-no organisation; Google's consent screen then says ``Error 403: org_internal``.
+no organisation; Google's consent screen then says ``Error 403: org_internal``. IAP then evaluates the
+conditions of accessor bindings with the request's time, host and path and the access levels the user meets
+(``access_levels`` in the config, ``request.auth.access_levels``). See docs/emulator.md for the decision table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gcpemu.iam import Policy, holds
+from gcpemu.iam import Policy, Request, holds
 
 if TYPE_CHECKING:
     from gcpemu.server import Emulator
@@ -100,7 +102,13 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
             w.iap_other_policies.get(f"projects/{number}/iap_web", Policy()),
             w.project_policies.get(number, Policy()),
         ]
-        if not any(holds(p, "iap.webServiceVersions.accessViaIAP", user, groups, now) for p in chain):
+        seen = Request(
+            time=now,
+            access_levels=tuple(emu.config.access_levels.get(user, ())),
+            host=host.split(":")[0].lower(),
+            path=path.split("?", 1)[0],
+        )
+        if not any(holds(p, "iap.webServiceVersions.accessViaIAP", user, groups, seen) for p in chain):
             return web.Response(
                 status=403,
                 headers=IAP_HEADER,

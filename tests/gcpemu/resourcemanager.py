@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from gcpemu import schema
+from gcpemu import orgpolicy, schema
 from gcpemu.errors import ApiError, invalid
 from gcpemu.iam import IamRules, Policy, set_policy
 from gcpemu.routing import Ctx, Route, route
@@ -134,7 +134,7 @@ async def set_iam(ctx: Ctx) -> dict[str, Any]:
     cfg = ctx.emu.config
     rules = IamRules(max_principals=cfg.max_principals, max_groups=cfg.max_groups, allow_all_users=False)
     cur = ctx.emu.world.project_policies.get(p.number, Policy())
-    new = set_policy(cur, body, rules, ctx.emu.account_exists)
+    new = set_policy(cur, body, orgpolicy.rules_for(rules, cfg, p), ctx.emu.account_exists)
     ctx.emu.world.project_policies[p.number] = new
     return new.view(3)
 

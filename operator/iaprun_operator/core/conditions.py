@@ -3,7 +3,8 @@
 - ``Ready`` is always present; True only when Cloud Run reports the service ready *and* every step
   condition matches the spec. Reasons follow Config Connector (UpToDate, Creating, Updating,
   UpdateFailed, DeleteFailed, DependencyNotReady, ManagementConflict) so existing health scripts know them.
-- ``Reconciling`` and ``Stalled`` are present only while True (kstatus abnormal-true conditions).
+- ``Reconciling`` and ``Stalled`` are present only while True (kstatus abnormal-true conditions). Stalled
+  reasons include ``ApiNotEnabled`` and ``OrgPolicyDenied`` (prerequisites and organisation policy).
 - Step conditions (``ServiceReady``, ``IapEnabled``, ``InvokerGranted``, ``AccessorsSynced``,
   ``IapSettingsSynced``) say which part is not there yet; ``AccessorsCanSignIn`` is advisory (never holds
   Ready back): False names accessors the Google-managed OAuth client will not let sign in.
@@ -46,6 +47,13 @@ class Condition:
     message: str = ""
 
 
+API_NOT_ENABLED = "ApiNotEnabled"
+"""Stalled reason: Google says an API the operator needs is not enabled (the message names it, the project and
+the ``gcloud services enable`` command)."""
+ORG_POLICY_DENIED = "OrgPolicyDenied"
+"""Stalled reason: an organisation policy (domain-restricted sharing) refused a policy write naming members."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why the object is not progressing: ``stalled`` when only a spec or permission change helps."""
@@ -53,6 +61,9 @@ class Failure:
     reason: str
     message: str
     stalled: bool
+    recheck: bool = False
+    """Stalled on something outside Kubernetes that sends no event when fixed (an API enabled later): the
+    object is still looked at again with the retry backoff, so it recovers by itself."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ MEMBER_RE = re.compile(
     r"|principalSet://iam\.googleapis\.com/[!-~]+)$"
 )
 PUBLIC_MEMBERS = frozenset({"allusers", "allauthenticatedusers"})
+ACCESS_LEVEL_RE = re.compile(r"^accessPolicies/[0-9]+/accessLevels/[A-Za-z][A-Za-z0-9_]{0,49}$")
+"""An Access Context Manager level's name (its short name: a letter, then letters, digits and _; 50 at most)."""
+MAX_ACCESS_LEVELS = 5
+MAX_ACCESSORS_WITH_LEVELS = 20
+"""The CRD's bounds: they keep the largest spec inside what kubectl apply and kopf can store (test_spec_budget)."""
 
 INGRESS = {
     "All": "INGRESS_TRAFFIC_ALL",
@@ -80,10 +85,13 @@ class ManagementPolicy(Enum):
 
 @dataclass(frozen=True)
 class Accessor:
-    """One principal that may pass IAP, optionally until ``expires``."""
+    """One principal that may pass IAP, optionally until ``expires`` and only under ``access_levels``."""
 
     member: str
     expires: datetime | None = None
+    access_levels: tuple[str, ...] = ()
+    """Access Context Manager levels (``accessPolicies/N/accessLevels/NAME``); the member passes IAP only while
+    meeting one of them (``request.auth.access_levels``)."""
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,25 @@ def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
             expires = parse_timestamp(str(expires_raw)) if expires_raw else None
         except ValueError:
             raise InvalidSpecError(f"{where}.expires: {expires_raw!r} is not an RFC 3339 timestamp") from None
-        accessors.append(Accessor(member=member, expires=expires))
+        accessors.append(Accessor(member=member, expires=expires, access_levels=_access_levels(item, where)))
+    if sum(1 for a in accessors if a.access_levels) > MAX_ACCESSORS_WITH_LEVELS:
+        raise InvalidSpecError(
+            f"spec.iap.accessors: at most {MAX_ACCESSORS_WITH_LEVELS} accessors may carry accessLevels (grant a "
+            "group under the access levels instead of many members)"
+        )
     return tuple(accessors)
+
+
+def _access_levels(item: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    raw = item.get("accessLevels") or ()
+    if not isinstance(raw, list | tuple) or len(raw) > MAX_ACCESS_LEVELS:
+        raise InvalidSpecError(f"{where}.accessLevels: a list of at most {MAX_ACCESS_LEVELS} access level names")
+    for level in raw:
+        if not isinstance(level, str) or not ACCESS_LEVEL_RE.match(level):
+            raise InvalidSpecError(
+                f"{where}.accessLevels: {level!r} is not an access level name (accessPolicies/NUMBER/accessLevels/NAME)"
+            )
+    return tuple(sorted(set(raw)))
 
 
 # ------------------------------------------------------------------------------------------- spec.iap.settings
