@@ -89,6 +89,20 @@ DEFINITIONS: dict[str, Schema] = {
                 "own project)."
             ),
             "images": _globs("Container image references (`REGISTRY/REPOSITORY/*`)."),
+            "networks": _globs(
+                "VPC networks, subnetworks and Serverless VPC Access connectors (`template.vpcAccess`), as full "
+                "resource names (`projects/P/global/networks/N`, `projects/P/regions/R/subnetworks/S`, "
+                "`projects/P/locations/R/connectors/C`; a short name is the service's project's)."
+            ),
+            "sqlInstances": _globs(
+                "Cloud SQL connection names (`PROJECT:REGION:INSTANCE`) of cloudSqlInstance volumes."
+            ),
+            "buckets": _globs("Cloud Storage buckets of gcs volumes."),
+            "nfsServers": _globs("NFS servers (IP address or host name) of nfs volumes."),
+            "kmsKeys": _globs("Customer-managed encryption keys (`template.encryptionKey`)."),
+            "binaryAuthorizationPolicies": _globs(
+                "Named Binary Authorization policies (`binaryAuthorization.policy`)."
+            ),
             "adoptServiceNames": _globs(
                 "Existing unowned services that `adoption: IfUnowned` may take over (checked by the operator "
                 "when it adopts)."

@@ -34,6 +34,8 @@ def open_rule(name: str, match_labels: Mapping[str, str], **overrides: Any) -> d
         "name": name,
         "namespaceSelector": {"matchLabels": dict(match_labels)},
         **{key: ["*"] for key in ("projects", "regions", "serviceNames", "serviceAccounts", "secretProjects")},
+        **{key: ["*"] for key in ("networks", "sqlInstances", "buckets", "nfsServers", "kmsKeys")},
+        "binaryAuthorizationPolicies": ["*"],
         "images": ["*"],
         "adoptServiceNames": ["*"],
         "allowDefaultServiceAccount": True,
