@@ -167,11 +167,14 @@ def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> Non
                 p.setdefault("name", "http1")
                 p.setdefault("containerPort", 8080)
         port = c["ports"][0].get("containerPort", 8080)
+        # run.v2 ResourceRequirements.cpuIdle: "true by default. However, if ResourceRequirements is set, the
+        # caller must explicitly set this field to true to preserve the default behavior."
+        declared_resources = "resources" in c
         res = c.setdefault("resources", {})
         limits = res.setdefault("limits", {})
         limits.setdefault("cpu", "1")
         limits.setdefault("memory", "512Mi")
-        res.setdefault("cpuIdle", True)
+        res.setdefault("cpuIdle", not declared_resources)
         res.setdefault("startupCpuBoost", False)
         if not res["startupCpuBoost"]:
             res.pop("startupCpuBoost")
@@ -278,7 +281,8 @@ def _begin(emu: Emulator, rec: ServiceRecord, new_revision: bool, ctx: Ctx) -> N
     now = emu.clock.rfc3339()
     if new_revision:
         rec.revisions += 1
-        rev = f"{rec.service_id}-{rec.revisions:05d}-{_rand3()}"
+        named = str((d.get("template") or {}).get("revision") or "")
+        rev = named or f"{rec.service_id}-{rec.revisions:05d}-{_rand3()}"
         d["latestCreatedRevision"] = f"{d['name']}/revisions/{rev}"
     d["reconciling"] = True
     term, conds = _conditions("CONDITION_RECONCILING", now)
@@ -314,6 +318,8 @@ def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
         s = {k: v for k, v in t.items() if k in ("type", "revision", "percent", "tag")}
         if s.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" and not s.get("revision"):
             s["revision"] = d["latestReadyRevision"].rsplit("/", 1)[-1]
+        if s.get("tag"):
+            s["uri"] = f"https://{s['tag']}---{rec.hosts[0]}"  # Google's tag URL: TAG---HOST
         statuses.append(s)
     d["trafficStatuses"] = statuses
     term, conds = _conditions("CONDITION_SUCCEEDED", now)
