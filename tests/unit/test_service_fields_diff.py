@@ -228,3 +228,27 @@ def test_status_applied_is_a_merge_patch_of_what_was_written() -> None:
     assert later["annotations"] is None
     bare = parse_spec({"region": "asia-northeast1", "template": {"containers": [{"image": "i"}]}}, name="a")
     assert applied_status(bare, None) is None
+
+
+def test_status_reports_traffic_revisions_and_urls_as_google_does() -> None:
+    """status.traffic from trafficStatuses (tag URL included), revisions, urls; a tag Google stops reporting goes."""
+    from iaprun_operator.steps.service import observed_status
+
+    observed = {
+        "uri": "https://shop-abc-an.a.run.app",
+        "urls": ["https://shop-123.asia-northeast1.run.app", "https://shop-abc-an.a.run.app"],
+        "latestCreatedRevision": "projects/p/locations/r/services/shop/revisions/shop-v2",
+        "latestReadyRevision": "projects/p/locations/r/services/shop/revisions/shop-v2",
+        "trafficStatuses": [
+            {"type": REVISION, "revision": "shop-v1", "percent": 90},
+            {"type": LATEST, "percent": 10, "tag": "canary", "uri": "https://canary---shop-abc-an.a.run.app"},
+        ],
+    }
+    status = observed_status(observed)
+    assert status["url"] == "https://shop-abc-an.a.run.app"
+    assert status["urls"] == observed["urls"]
+    assert status["latestReadyRevision"].endswith("/shop-v2")
+    assert status["traffic"] == observed["trafficStatuses"]
+    later = observed_status({**observed, "trafficStatuses": [{"type": LATEST, "percent": 100}]})
+    assert later["traffic"] == [{"type": LATEST, "percent": 100}]
+    assert observed_status({"uri": "https://x"})["traffic"] is None  # merge patch: removed
