@@ -131,6 +131,11 @@ DEFINITIONS: dict[str, Schema] = {
                 **_FLAG,
                 "description": "May spec.invokerIamDisabled be true (Cloud Run's allow public access).",
             },
+            "allowBinaryAuthorizationBreakglass": {
+                **_FLAG,
+                "description": "May spec.binaryAuthorization.breakglassJustification be set (a deploy bypassing "
+                "Binary Authorization).",
+            },
             "envValues": {
                 "type": "string",
                 "enum": ["Any", "SecretsOnly"],

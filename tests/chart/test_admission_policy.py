@@ -393,6 +393,12 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         '"projects/team-b-prod/platforms/cloudRun/policies/lax"',
     ),
     (
+        "a-binary-authorization-breakglass",
+        "team-a",
+        _with(_set("spec.binaryAuthorization", {"useDefault": True, "breakglassJustification": "incident"})),
+        'rule "team-a" does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)',
+    ),
+    (
         "domain-accessor",
         "team-a",
         _with(_set("spec.iap.accessors", [{"member": "user:bob@example.com"}, {"member": "domain:example.com"}])),

@@ -36,6 +36,7 @@ def open_rule(name: str, match_labels: Mapping[str, str], **overrides: Any) -> d
         **{key: ["*"] for key in ("projects", "regions", "serviceNames", "serviceAccounts", "secretProjects")},
         **{key: ["*"] for key in ("networks", "sqlInstances", "buckets", "nfsServers", "kmsKeys")},
         "binaryAuthorizationPolicies": ["*"],
+        "allowBinaryAuthorizationBreakglass": True,
         "images": ["*"],
         "adoptServiceNames": ["*"],
         "allowDefaultServiceAccount": True,

@@ -47,7 +47,10 @@ SPEC: dict[str, Any] = {
         },
         "encryptionKey": "projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",
     },
-    "binaryAuthorization": {"policy": "projects/team-a-prod/platforms/cloudRun/policies/strict"},
+    "binaryAuthorization": {
+        "policy": "projects/team-a-prod/platforms/cloudRun/policies/strict",
+        "breakglassJustification": "incident 42",
+    },
     "iap": {
         "enabled": False,
         "publicInvokerBindings": "Report",
@@ -78,6 +81,7 @@ def test_every_delegated_reference_is_extracted() -> None:
     assert refs.nfs_servers == ("10.0.0.2",)
     assert refs.kms_keys == ("projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",)
     assert refs.binary_authorization_policies == ("projects/team-a-prod/platforms/cloudRun/policies/strict",)
+    assert refs.binary_authorization_breakglass is True
 
 
 def test_defaults_ask_for_nothing_extra() -> None:
@@ -87,7 +91,7 @@ def test_defaults_ask_for_nothing_extra() -> None:
     assert refs.service_account is None  # the project's default compute account
     assert (refs.secret_projects, refs.accessors, refs.literal_env) == ((), (), ())
     assert (refs.networks, refs.sql_instances, refs.buckets, refs.nfs_servers) == ((), (), (), ())
-    assert (refs.kms_keys, refs.binary_authorization_policies) == ((), ())
+    assert (refs.kms_keys, refs.binary_authorization_policies, refs.binary_authorization_breakglass) == ((), (), False)
     assert (refs.iap_enabled, refs.public_invoker_bindings, refs.invoker_iam_disabled) == (True, False, False)
 
 

@@ -188,6 +188,11 @@ def test_an_empty_policy_allows_nothing(raw: Any) -> None:
             {},
             'rule "team-a" does not allow Binary Authorization policy "projects/p/platforms/cloudRun/policies/lax"',
         ),
+        (
+            asks(binary_authorization_breakglass=True),
+            {},
+            'rule "team-a" does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)',
+        ),
     ],
 )
 def test_each_delegated_power_is_refused_in_the_agreed_words(
@@ -218,6 +223,7 @@ def test_each_delegated_power_is_refused_in_the_agreed_words(
         (asks(nfs_servers=("10.0.0.2",)), {"nfsServers": ["10.0.0.*"]}),
         (asks(kms_keys=("projects/team-a-prod/k",)), {"kmsKeys": ["projects/team-a-prod/*"]}),
         (asks(binary_authorization_policies=("projects/x/p",)), {"binaryAuthorizationPolicies": ["*"]}),
+        (asks(binary_authorization_breakglass=True), {"allowBinaryAuthorizationBreakglass": True}),
     ],
 )
 def test_what_a_rule_grants_explicitly_is_allowed(refs: References, rule: dict[str, Any]) -> None:

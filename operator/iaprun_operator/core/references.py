@@ -61,6 +61,8 @@ class References:
     """The customer-managed encryption key (``template.encryptionKey``)."""
     binary_authorization_policies: tuple[str, ...] = ()
     """A named Binary Authorization policy (``binaryAuthorization.policy``); ``useDefault`` names none."""
+    binary_authorization_breakglass: bool = False
+    """``binaryAuthorization.breakglassJustification`` set: the deploy bypasses Binary Authorization."""
 
 
 def secret_project(secret: str, service_project: str | None) -> str | None:
@@ -128,6 +130,7 @@ def _once(values: Iterable[str | None]) -> tuple[str, ...]:
 def extract(spec: Spec, project: str | None) -> References:
     """The delegated references of ``spec`` whose service lives in ``project``."""
     template = spec.template
+    binauthz = spec.fields.get("binaryAuthorization") or {}
     secrets = (secret_project(name, project) for name in _secret_names(template))
     account = str(template.get("serviceAccount") or "") or None
     return References(
@@ -147,5 +150,6 @@ def extract(spec: Spec, project: str | None) -> References:
         buckets=_once(_volume_values(template, "gcs", "bucket")),
         nfs_servers=_once(_volume_values(template, "nfs", "server")),
         kms_keys=_once([str(template.get("encryptionKey") or "")]),
-        binary_authorization_policies=_once([str((spec.fields.get("binaryAuthorization") or {}).get("policy") or "")]),
+        binary_authorization_policies=_once([str(binauthz.get("policy") or "")]),
+        binary_authorization_breakglass=bool(binauthz.get("breakglassJustification")),
     )

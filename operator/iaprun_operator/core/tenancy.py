@@ -63,6 +63,7 @@ class Rule:
     allow_iap_disabled: bool = False
     allow_public_invoker_bindings: bool = False
     allow_public_access: bool = False
+    allow_binary_authorization_breakglass: bool = False
     env_values: EnvValues = EnvValues.ANY
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
@@ -102,6 +103,7 @@ SINGLE_TENANT_RULE = Rule(
     accessor_domains=("*",),
     allow_iap_disabled=True,
     allow_public_invoker_bindings=True,
+    allow_binary_authorization_breakglass=True,
 )
 
 
@@ -180,6 +182,8 @@ def _reasons(rule: Rule, refs: References, adopting: bool) -> Iterator[str | Non
     yield _first(refs.images, lambda i: not _matches(i, rule.images), 'image "{}"')
     for values, allowed, what in _resource_checks(rule, refs):
         yield _first(values, lambda v, allowed=allowed: not _matches(v, allowed), what)  # type: ignore[misc]
+    if refs.binary_authorization_breakglass and not rule.allow_binary_authorization_breakglass:
+        yield "does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)"
     for member in refs.accessors:
         if member_kind(member) not in rule.accessor_member_kinds:
             yield f'does not allow accessor "{member}" (member kind "{member_kind(member)}")'
@@ -277,6 +281,7 @@ def describe_rule(rule: Rule) -> str:
         f"buckets {_listed(rule.buckets)}, NFS servers {_listed(rule.nfs_servers)}, "
         f"KMS keys {_listed(rule.kms_keys)}, "
         f"Binary Authorization policies {_listed(rule.binary_authorization_policies)}, "
+        f"Binary Authorization breakglass: {_yes(rule.allow_binary_authorization_breakglass)}, "
         f"adopting services {_listed(rule.adopt_service_names)}, "
         f"accessor kinds {_listed(rule.accessor_member_kinds)} in domains {_listed(rule.accessor_domains)}, "
         f"IAP off: {_yes(rule.allow_iap_disabled)}, "
@@ -338,6 +343,7 @@ _FLAGS = {
     "allowIapDisabled": "allow_iap_disabled",
     "allowPublicInvokerBindings": "allow_public_invoker_bindings",
     "allowPublicAccess": "allow_public_access",
+    "allowBinaryAuthorizationBreakglass": "allow_binary_authorization_breakglass",
 }
 _RULE_KEYS = {"name", "namespaceSelector", "accessorMemberKinds", "envValues", *_LISTS, *_FLAGS}
 _LOWERED = {"serviceAccounts", "accessorDomains"}  # emails and domains compare case-insensitively
