@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, apply, manifest
+from integration.test_examples import settled
 from integration.test_reconcile import WRITES, calls, drift_pass
 from testworld.fixtures import Runner
 
@@ -180,26 +181,6 @@ def with_group(body: dict[str, Any], group: Group) -> dict[str, Any]:
         else:
             out["spec"][key] = copy.deepcopy(value)
     return out
-
-
-def settled(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    """The object once Ready for its current generation."""
-
-    def get() -> dict[str, Any]:
-        obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-        return obj
-
-    def ready() -> bool:
-        obj = get()
-        found = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
-        return (
-            bool(found)
-            and found[0]["status"] == "True"
-            and found[0].get("observedGeneration") == (obj["metadata"]["generation"])
-        )
-
-    wait_for(ready, timeout=90, what=f"{name} Ready for its generation")
-    return get()
 
 
 def quiet(emu: AdminClient, svc: str) -> None:
