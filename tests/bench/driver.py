@@ -10,7 +10,9 @@ Scenarios (issue 9; sizes are parameters, see ``Sizes``):
   Kubernetes PATCH to the emulator receiving the Cloud Run PATCH.
 - ``steady-state``: the operator restarted over the converged objects with a short drift interval; after
   its resume pass and ``steady_passes`` drift passes per object, the Google writes (must be 0) and reads
-  per object per pass, from the emulator's request log.
+  per object per pass, from the emulator's request log. Its "all fields" variant: ``all_fields`` more objects
+  with every Cloud Run v2 field set (``full_manifest``: volumes, VPC, probes, sidecar, traffic with a tag,
+  scaling, annotations, ...) converge beside them first; their writes are reported apart (must be 0 too).
 
 Convergence is detected from a Kubernetes watch (Ready at the current generation) and the emulator's
 request log; nothing waits on a fixed sleep. The operator's CPU time and peak RSS come from
@@ -72,6 +74,7 @@ FIELDS = (
     "ratio",
     "google_calls_per_object_create",
     "steady_writes",
+    "steady_writes_all_fields",
     "steady_reads_per_object_per_pass",
     "reaction_p50_seconds",
     "quota_429s",
@@ -101,6 +104,8 @@ class Sizes:
     idle_window: float = 10.0
     """Seconds over which the idle operator's CPU is sampled (reaction scenario, before the changes)."""
     accessors: int = 2
+    all_fields: int = 50
+    """Objects with every Cloud Run field set, converged before the steady state (its "all fields" variant)."""
     create_threads: int = 8
     timeout: float = 1800.0
     """Bound on any single wait (a failure, not a measurement)."""
@@ -365,6 +370,62 @@ def manifest(name: str, accessors: int) -> dict[str, Any]:
     }
 
 
+def full_manifest(name: str, accessors: int) -> dict[str, Any]:
+    """An object with every Cloud Run v2 field a production service declares (issue #14)."""
+    body = manifest(name, accessors)
+    spec = body["spec"]
+    spec.update(
+        description="every field set",
+        labels={"team": "bench"},
+        annotations={"bench.example/owner": "bench"},
+        ingress="INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        launchStage="BETA",
+        scaling={"minInstanceCount": 0},
+        customAudiences=[f"https://{name}.example.com"],
+        defaultUriDisabled=False,
+        binaryAuthorization={"useDefault": True},
+        traffic=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "live"}],
+    )
+    spec["template"] = {
+        "labels": {"tier": "web"},
+        "annotations": {"bench.example/build": "1"},
+        "serviceAccount": f"{name}@{PROJECT}.iam.gserviceaccount.com",
+        "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+        "timeout": "60s",
+        "sessionAffinity": True,
+        "maxInstanceRequestConcurrency": 40,
+        "scaling": {"minInstanceCount": 0, "maxInstanceCount": 5},
+        "vpcAccess": {"egress": "PRIVATE_RANGES_ONLY", "networkInterfaces": [{"network": "default"}]},
+        "volumes": [
+            {"name": "db", "cloudSqlInstance": {"instances": [f"{PROJECT}:{REGION}:db"]}},
+            {"name": "cfg", "secret": {"secret": "cfg", "items": [{"path": "c.yaml", "version": "latest"}]}},
+            {"name": "tmp", "emptyDir": {"medium": "MEMORY", "sizeLimit": "64Mi"}},
+        ],
+        "containers": [
+            {
+                "name": "app",
+                "image": IMAGE,
+                "ports": [{"containerPort": 8080}],
+                "env": [
+                    {"name": "MODE", "value": "bench"},
+                    {"name": "KEY", "valueSource": {"secretKeyRef": {"secret": "k"}}},
+                ],
+                "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "cpuIdle": False, "startupCpuBoost": True},
+                "volumeMounts": [{"name": "db", "mountPath": "/cloudsql"}, {"name": "cfg", "mountPath": "/etc/cfg"}],
+                "startupProbe": {"httpGet": {"path": "/ready"}, "periodSeconds": 2},
+                "livenessProbe": {"httpGet": {"path": "/healthz"}},
+            },
+            {
+                "name": "side",
+                "image": IMAGE,
+                "dependsOn": ["app"],
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            },
+        ],
+    }
+    return body
+
+
 def empty_row(scenario: str, n: int) -> dict[str, Any]:
     return dict.fromkeys(FIELDS) | {"scenario": scenario, "n": n}
 
@@ -594,11 +655,26 @@ class Bench:
             )
             if reaction:
                 rows.append(self.reaction(ns, names, meter))
+            full = self.add_full_objects(ns) if "steady-state" in self.sizes.scenarios else []
         finally:
             proc.stop()
         if "steady-state" in self.sizes.scenarios:
-            rows.append(self.steady_state(ns, names, unlimited))
+            rows.append(self.steady_state(ns, names, unlimited, full=full))
         return rows
+
+    def add_full_objects(self, namespace: str) -> list[str]:
+        """The steady state's "all fields" objects, created and Ready under the running operator."""
+        names = [f"f-{i:04d}" for i in range(self.sizes.all_fields)]
+        if not names:
+            return names
+        watcher = ReadyWatcher(self.w.kube, namespace)
+        try:
+            self.w.kube.create(namespace, [full_manifest(n, self.sizes.accessors) for n in names], 4)
+            watcher.wait_ready(names, timeout=self.sizes.timeout)
+        finally:
+            watcher.stop()
+        say(f"{len(names)} objects with every field set are Ready")
+        return names
 
     def _patches_above(self, before: int) -> bool:
         return self.admin.counts().get("run.services.patch", 0) > before
@@ -658,9 +734,13 @@ class Bench:
         )
         return row
 
-    def steady_state(self, namespace: str, names: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
-        """A fresh operator over converged objects: its resume pass, then drift passes; count calls."""
+    def steady_state(
+        self, namespace: str, names: Sequence[str], env: Mapping[str, str], *, full: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """A fresh operator over converged objects: its resume pass, then drift passes; count calls. ``full``:
+        the objects with every field set, counted in the totals and their writes reported apart too."""
         passes = self.sizes.steady_passes
+        names = [*names, *full]
         row = empty_row("steady-state", len(names))
         say(f"steady-state: operator restarted, drift every {self.sizes.drift_interval}s, {passes} passes")
         self.wait_quiet(1.0)
@@ -697,6 +777,8 @@ class Bench:
         reads = sum(1 for e in log if e["method"] not in WRITES)
         row.update(
             steady_writes=writes,
+            steady_writes_all_fields=sum(1 for e in log if e["method"] in WRITES and service_of(e) in set(full)),
+            all_fields_objects=len(full),
             steady_reads=reads,
             steady_passes_observed=gets,
             steady_reads_per_object_per_pass=round(reads / max(1, gets), 3),
@@ -731,6 +813,7 @@ _COLUMNS = (
     ("google_calls_per_object_create", "calls/obj", "{:.2f}"),
     ("polls_per_object_create", "polls/obj", "{:.2f}"),
     ("steady_writes", "steady W", "{}"),
+    ("steady_writes_all_fields", "W all fields", "{}"),
     ("steady_reads_per_object_per_pass", "R/obj/pass", "{:.2f}"),
     ("reaction_p50_seconds", "react p50 s", "{:.3f}"),
     ("quota_429s", "429s", "{}"),

@@ -121,8 +121,11 @@ def team_a(name: str = "a-web") -> Manifest:
                                 "valueSource": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
                             },
                         ],
+                        "volumeMounts": [{"name": "db", "mountPath": "/cloudsql"}],
                     }
                 ],
+                "volumes": [{"name": "db", "cloudSqlInstance": {"instances": ["team-a-prod:asia-northeast1:orders"]}}],
+                "vpcAccess": {"networkInterfaces": [{"network": "default"}], "egress": "PRIVATE_RANGES_ONLY"},
             },
             "iap": {"accessors": [{"member": "user:alice@example.com"}, {"member": "group:devs@eng.example.com"}]},
         },
@@ -343,6 +346,57 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(_set("spec.template.containers.0.image", "docker.io/library/nginx:latest")),
         'rule "team-a" does not allow image "docker.io/library/nginx:latest"',
+    ),
+    (
+        "a-network-of-another-project",
+        "team-a",
+        _with(
+            _set("spec.template.vpcAccess.networkInterfaces", [{"network": "projects/team-b-prod/global/networks/x"}])
+        ),
+        'rule "team-a" does not allow network "projects/team-b-prod/global/networks/x"',
+    ),
+    (
+        "a-short-connector-name-is-the-services-projects",
+        "team-a",
+        _with(_set("spec.template.vpcAccess", {"connector": "c1"})),
+        'rule "team-a" does not allow network "projects/team-a-prod/locations/asia-northeast1/connectors/c1"',
+    ),
+    (
+        "another-tenants-cloud-sql-instance",
+        "team-a",
+        _with(_set("spec.template.volumes.0.cloudSqlInstance.instances", ["team-b-prod:asia-northeast1:payroll"])),
+        'rule "team-a" does not allow Cloud SQL instance "team-b-prod:asia-northeast1:payroll"',
+    ),
+    (
+        "another-tenants-bucket",
+        "team-a",
+        _with(_set("spec.template.volumes", [{"name": "db", "gcs": {"bucket": "team-b-exports"}}])),
+        'rule "team-a" does not allow bucket "team-b-exports"',
+    ),
+    (
+        "an-unlisted-nfs-server",
+        "team-a",
+        _with(_set("spec.template.volumes", [{"name": "db", "nfs": {"server": "10.9.9.9", "path": "/x"}}])),
+        'rule "team-a" does not allow NFS server "10.9.9.9"',
+    ),
+    (
+        "another-tenants-kms-key",
+        "team-a",
+        _with(_set("spec.template.encryptionKey", "projects/team-b-prod/locations/global/keyRings/r/cryptoKeys/k")),
+        'rule "team-a" does not allow KMS key "projects/team-b-prod/locations/global/keyRings/r/cryptoKeys/k"',
+    ),
+    (
+        "an-unlisted-binary-authorization-policy",
+        "team-a",
+        _with(_set("spec.binaryAuthorization", {"policy": "projects/team-b-prod/platforms/cloudRun/policies/lax"})),
+        'rule "team-a" does not allow Binary Authorization policy '
+        '"projects/team-b-prod/platforms/cloudRun/policies/lax"',
+    ),
+    (
+        "a-binary-authorization-breakglass",
+        "team-a",
+        _with(_set("spec.binaryAuthorization", {"useDefault": True, "breakglassJustification": "incident"})),
+        'rule "team-a" does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)',
     ),
     (
         "domain-accessor",

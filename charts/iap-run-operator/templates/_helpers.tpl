@@ -114,7 +114,7 @@ before any rule), then tenancy.rules (which may add what the implicit rule lacks
 {{- $rules := list }}
 {{- if .Values.tenancy.singleTenant }}
 {{- $any := list "*" }}
-{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any" "oauthClientSecrets" $any) }}
+{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "networks" $any "sqlInstances" $any "buckets" $any "nfsServers" $any "kmsKeys" $any "binaryAuthorizationPolicies" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "allowBinaryAuthorizationBreakglass" true "envValues" "Any" "oauthClientSecrets" $any) }}
 {{- end }}
 {{- concat $rules (.Values.tenancy.rules | default list) | toJson }}
 {{- end }}
@@ -146,7 +146,7 @@ rules: {{ join "," $indexes | quote }}
 {{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
 {{- end }}
 {{ $key }}labels: {{ join "," $labels | quote }}
-{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" "oauthClientSecrets" }}
+{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" "networks" "sqlInstances" "buckets" "nfsServers" "kmsKeys" "binaryAuthorizationPolicies" "oauthClientSecrets" }}
 {{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
 {{- end }}
 {{- $accounts := list }}
@@ -158,7 +158,7 @@ rules: {{ join "," $indexes | quote }}
 {{- $domains := list }}
 {{- range $rule.accessorDomains | default list }}{{ $domains = append $domains (lower .) }}{{ end }}
 {{ $key }}accessorDomains: {{ include "iap-run-operator.domainRegex" $domains | quote }}
-{{- range $flag := list "allowDefaultServiceAccount" "allowIapDisabled" "allowPublicInvokerBindings" "allowPublicAccess" }}
+{{- range $flag := list "allowDefaultServiceAccount" "allowIapDisabled" "allowPublicInvokerBindings" "allowPublicAccess" "allowBinaryAuthorizationBreakglass" }}
 {{ $key }}{{ $flag }}: {{ get $rule $flag | default false | toString | quote }}
 {{- end }}
 {{ $key }}envSecretsOnly: {{ eq ($rule.envValues | default "Any") "SecretsOnly" | toString | quote }}

@@ -15,7 +15,14 @@ from iaprun_operator.core import conditions as cond
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.model import Adoption, Spec
 from iaprun_operator.core.names import ServiceRef
-from iaprun_operator.core.service import abandoned_by, desired_service, ownership, plan_update, template_hash
+from iaprun_operator.core.service import (
+    abandoned_by,
+    applied_status,
+    desired_service,
+    ownership,
+    plan_update,
+    template_hash,
+)
 from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import Event, ObjectView
 from iaprun_operator.scope import authorise
@@ -72,8 +79,15 @@ def plan(
         if isinstance(adoption, cond.Failure):
             return ServicePlan(ref, ServiceAction.REFUSE, desired_hash, refusal=adoption)
         notices = (adoption,)
-    desired = desired_service(spec, owner, observed)
-    update = plan_update(desired, observed, applied_hash=obj.status.get("templateHash"), desired_hash=desired_hash)
+    applied = obj.status.get("applied") or {}
+    desired = desired_service(spec, owner, observed, applied)
+    update = plan_update(
+        desired,
+        observed,
+        applied_hash=obj.status.get("templateHash"),
+        desired_hash=desired_hash,
+        applied_fields=applied.get("fields"),
+    )
     if not update:
         return ServicePlan(ref, ServiceAction.KEEP, desired_hash, notices=notices)
     return ServicePlan(
@@ -148,11 +162,23 @@ async def run(google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef,
     return out
 
 
+_TRAFFIC_STATUS_KEYS = ("type", "revision", "percent", "tag", "uri")
+
+
 def observed_status(observed: Mapping[str, Any]) -> dict[str, Any]:
-    status = {key: observed[key] for key in ("latestReadyRevision", "latestCreatedRevision") if observed.get(key)}
-    if observed.get("uri"):
-        status["url"] = observed["uri"]
-    return status
+    """What users look for, as Google reports it: revisions, URLs and where the traffic goes (tag URLs too).
+
+    A value Google stops reporting is removed (None in the merge patch), never left stale."""
+    status: dict[str, Any] = {
+        key: observed.get(key) or None for key in ("latestReadyRevision", "latestCreatedRevision", "urls")
+    }
+    status["url"] = observed.get("uri") or None
+    traffic = [
+        {key: target[key] for key in _TRAFFIC_STATUS_KEYS if target.get(key) not in (None, "")}
+        for target in observed.get("trafficStatuses") or ()
+    ]
+    status["traffic"] = traffic or None
+    return {key: value for key, value in status.items() if value is not None or key != "url"}
 
 
 def outcome(
@@ -160,6 +186,9 @@ def outcome(
 ) -> None:
     """Fill ``out`` with what the written (or kept) plan means for conditions, status and Events."""
     out.status["templateHash"] = plan.desired_hash
+    applied = applied_status(spec, obj.status.get("applied"))
+    if applied is not None:
+        out.status["applied"] = applied
     out.proceed = True
     if plan.action is ServiceAction.CREATE:
         _created(plan, spec, out)
