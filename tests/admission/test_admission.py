@@ -155,6 +155,11 @@ def maximal(name: str = "everything") -> Manifest:
                 "accessors": [
                     {"member": "group:devs@example.com"},
                     {"member": "user:alice@example.com", "expires": "2026-12-31T00:00:00Z"},
+                    {
+                        "member": "user:carol@example.com",
+                        "expires": "2026-12-31T00:00:00Z",
+                        "accessLevels": ["accessPolicies/123/accessLevels/corp", "accessPolicies/123/accessLevels/vpn"],
+                    },
                     {"member": "serviceAccount:ci@demo-project.iam.gserviceaccount.com"},
                     {"member": "domain:example.com"},
                     {"member": "principal://iam.googleapis.com/locations/global/workforcePools/pool/subject/bob"},
@@ -162,9 +167,32 @@ def maximal(name: str = "everything") -> Manifest:
                 ],
                 "accessorsPolicy": "Additive",
                 "publicInvokerBindings": "Report",
+                "settings": {
+                    "accessSettings": {
+                        "oauthSettings": {
+                            "clientId": "123-abc.apps.googleusercontent.com",
+                            "clientSecretSource": {"secretKeyRef": {"secret": "iap-client", "version": "3"}},
+                            "loginHint": "alice@example.com",
+                            "programmaticClients": ["456-def.apps.googleusercontent.com"],
+                        },
+                        "allowedDomainsSettings": {"enable": True, "domains": ["*.example.com"]},
+                        "reauthSettings": {"method": "LOGIN", "maxAge": "3600s", "policyType": "MINIMUM"},
+                        "corsSettings": {"allowHttpOptions": True},
+                    },
+                    "applicationSettings": {
+                        "accessDeniedPageSettings": {"accessDeniedPageUri": "https://example.com/denied"},
+                        "cookieDomain": "example.com",
+                        "attributePropagationSettings": {
+                            "enable": True,
+                            "expression": "attributes.saml_attributes.filter(a, a.name == 'team')",
+                            "outputCredentials": ["HEADER"],
+                        },
+                    },
+                },
             },
             "deletionPolicy": "Abandon",
             "adoption": "IfUnowned",
+            "managementPolicy": "ObserveOnly",
             "invokerIamDisabled": True,
         },
     }
