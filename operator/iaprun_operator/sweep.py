@@ -26,6 +26,8 @@ from iaprun_operator.ports import GooglePorts
 
 log = logging.getLogger(__name__)
 Exists = Callable[[str, str], Awaitable[bool]]
+Owns = Callable[[str, str], bool]
+"""Is the object namespace/name this replica's (its shard's)?"""
 
 
 @dataclass
@@ -45,11 +47,13 @@ async def sweep(
     exists: Exists,
     *,
     namespace: str | None = None,
+    owns: Owns | None = None,
 ) -> SweepReport:
     """One pass over ``places``: one ``services.list`` each, then one write per orphan found.
 
     ``namespace``: an operator that watches one namespace claims only its objects' services (operators of
-    other namespaces may share the cluster id and the places).
+    other namespaces may share the cluster id and the places). ``owns``: a shard claims only the orphans whose
+    owner's namespace/name hash to it (``core.shards``), so each orphan is finished by exactly one shard.
     """
     report = SweepReport()
     for project, region in sorted(set(places)):
@@ -62,6 +66,8 @@ async def sweep(
         for service in services:
             found = claim(service, cluster_id)
             if found is None or (namespace is not None and found.owner.namespace != namespace):
+                continue
+            if owns is not None and not owns(found.owner.namespace, found.owner.name):
                 continue
             if await exists(found.owner.namespace, found.owner.name):
                 continue
@@ -78,13 +84,14 @@ async def forever(
     *,
     interval: float,
     namespace: str | None,
+    owns: Owns | None = None,
 ) -> None:
     """Sweep every ``interval`` (jittered) until cancelled; a failed sweep is logged and the next one tries again."""
     while True:
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
         try:
             # ``exists`` is the API server's answer for every owner: no in-process hint can go stale.
-            report = await sweep(places(), google, cluster_id, exists, namespace=namespace)
+            report = await sweep(places(), google, cluster_id, exists, namespace=namespace, owns=owns)
         except Exception:  # the sweep must outlive any one failure
             log.exception("Orphan sweep failed")
             continue
