@@ -68,10 +68,18 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
 class OperatorProcess:
     """``python -m iaprun_operator`` as a child process with the test world's environment; its log is a file."""
 
-    def __init__(self, *, kubeconfig: str, google_endpoint: str, log_dir: Path, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        kubeconfig: str,
+        google_endpoint: str,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        name: str = "",
+    ):
         self.kubeconfig = kubeconfig
         self.google_endpoint = google_endpoint
-        self.log_path = log_dir / f"operator-{int(time.time() * 1000)}.log"
+        self.log_path = log_dir / f"operator-{name + '-' if name else ''}{int(time.time() * 1000)}.log"
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
@@ -122,6 +130,9 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -140,3 +151,94 @@ class OperatorProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+HA_ENV = {
+    # Short Lease timings, so a takeover in a test takes seconds (production: 15 / 10 / 2).
+    "IAPRUN_LEASE_DURATION_SECONDS": "3",
+    "IAPRUN_LEASE_RENEW_DEADLINE_SECONDS": "2",
+    "IAPRUN_LEASE_RETRY_SECONDS": "0.5",
+}
+
+
+def lease_holder(kubeconfig: str, namespace: str, name: str) -> str:
+    """Who holds a Lease right now ("" when nobody does or it does not exist)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    with config.new_client_from_config(config_file=kubeconfig) as api:  # type: ignore[no-untyped-call]
+        try:
+            lease = client.CoordinationV1Api(api).read_namespaced_lease(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return ""
+            raise
+    return str((lease.spec and lease.spec.holder_identity) or "")
+
+
+class ShardReplicas:
+    """Several replicas of one shard (``IAPRUN_POD_NAME`` ``shard<k>-<i>``) electing their active one with a Lease."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: str,
+        google_endpoint: str,
+        log_dir: Path,
+        lease_namespace: str,
+        replicas: int = 2,
+        shard: int = 0,
+        shards: int = 1,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.kubeconfig, self.lease_namespace, self.shard = kubeconfig, lease_namespace, shard
+        self.lease = f"iap-run-operator-shard-{shard}"
+        common = {
+            **HA_ENV,
+            "IAPRUN_LEASE_NAMESPACE": lease_namespace,
+            "IAPRUN_SHARDS": str(shards),
+            "IAPRUN_SHARD": str(shard),
+            **(env or {}),
+        }
+        self.members = {
+            f"shard{shard}-{i}": OperatorProcess(
+                kubeconfig=kubeconfig,
+                google_endpoint=google_endpoint,
+                log_dir=log_dir,
+                env={**common, "IAPRUN_POD_NAME": f"shard{shard}-{i}"},
+                name=f"shard{shard}-{i}",
+            )
+            for i in range(replicas)
+        }
+
+    def start(self) -> ShardReplicas:
+        for member in self.members.values():
+            member.start()
+        self.active()
+        return self
+
+    def holder(self) -> str:
+        return lease_holder(self.kubeconfig, self.lease_namespace, self.lease)
+
+    def active(self, timeout: float = 60) -> str:
+        """The name of the replica holding the Lease, once one of the running replicas does."""
+
+        def running_holder() -> str:
+            name = self.holder()
+            member = self.members.get(name)
+            return name if member is not None and member.running() else ""
+
+        return str(wait_for(running_holder, timeout=timeout, interval=0.05, what=f"an active replica of {self.lease}"))
+
+    def kill_active(self) -> str:
+        """SIGKILL the active replica (no release: the standby waits the Lease out); returns its name."""
+        name = self.active()
+        self.members[name].kill()
+        return name
+
+    def restart(self, name: str) -> None:
+        self.members[name].start()
+
+    def stop(self) -> None:
+        for member in self.members.values():
+            member.stop()
