@@ -27,6 +27,8 @@ SMOKE = Sizes(
     timer_tick=0.5,
     idle_window=0.5,
     timeout=120.0,
+    failover=6,
+    failover_lease=3.0,
 )
 
 
@@ -45,3 +47,5 @@ def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane,
     assert rows["reaction"]["reaction_p50_seconds"] is not None
     assert rows["steady-state"]["steady_writes"] == 0
     assert rows["steady-state"]["steady_reads_per_object_per_pass"] > 0
+    assert rows["failover"]["failover_seconds"] is not None
+    assert rows["failover"]["violations"] == 0

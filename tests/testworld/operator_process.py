@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from testworld.tools import REPO_ROOT
 
@@ -242,3 +242,35 @@ class ShardReplicas:
     def stop(self) -> None:
         for member in self.members.values():
             member.stop()
+
+
+class RequestLog(Protocol):
+    """The emulator's request log as ``gcpemu.admin.AdminClient`` reads it."""
+
+    def last_seq(self) -> int: ...
+
+    def requests(self, method: str | None = None, *, since: int = 0) -> list[dict[str, Any]]: ...
+
+
+def first_call_started_after(log: RequestLog, since: int, moment: float, *, timeout: float) -> float:
+    """Wall time at which the first Google call that *started* after ``moment`` reached the emulator.
+
+    A request is logged when answered; one still in flight from a killed process may be logged after the kill,
+    so its start (answer time less its duration) is what tells it apart."""
+
+    def first() -> float | None:
+        starts = [r["time"] - r["duration_ms"] / 1000 for r in log.requests(since=since) if not r.get("tag")]
+        return min((t for t in starts if t > moment), default=None)
+
+    return float(wait_for(first, timeout=timeout, interval=0.05, what="a Google call from the new active replica"))
+
+
+def fail_over(replicas: ShardReplicas, log: RequestLog, *, graceful: bool = False, timeout: float = 120) -> float:
+    """Stop the active replica (SIGKILL, or SIGTERM when ``graceful``: it then releases its Lease), and return the
+    seconds until the next active one's first Google call; the stopped one is started again (a standby now)."""
+    since, name = log.last_seq(), replicas.active()
+    stopped_at = time.time()
+    replicas.members[name].stop(signal.SIGTERM if graceful else signal.SIGKILL)
+    takeover = first_call_started_after(log, since, stopped_at, timeout=timeout) - stopped_at
+    replicas.restart(name)
+    return takeover
