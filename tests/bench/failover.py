@@ -60,7 +60,7 @@ def _writes(bench: Bench, since: int) -> int:
 
 
 def failover(bench: Bench) -> dict[str, Any]:
-    from bench.driver import ReadyWatcher, empty_row, manifest, say
+    from bench.driver import ProcMeter, ReadyWatcher, empty_row, manifest, say
 
     n, lease = bench.sizes.failover, bench.sizes.failover_lease
     row = empty_row("failover", n)
@@ -91,11 +91,14 @@ def failover(bench: Bench) -> dict[str, Any]:
         doubled = sorted(s for s, times in creates.items() if times > 1)
         for violation in found:
             say(f"failover: violation {violation}")
+        active = replicas.members[replicas.active()].proc
+        assert active is not None
         row.update(
             converge_seconds=round(finished - started, 2),
             failover_seconds=round(failover_seconds, 2),
             handover_seconds=round(handover_seconds, 2),
             lease_duration_seconds=lease,
+            operator_peak_rss_mb=round(ProcMeter(active.pid).peak_rss_mb(), 1),
             violations=len(found) + len(doubled),
             double_creates=doubled,
         )

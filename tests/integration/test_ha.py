@@ -153,3 +153,62 @@ def test_each_shard_receives_and_serves_only_its_own_objects(
         assert obj["metadata"]["labels"][LABEL] == str(shard)
         served[name] = (shard, obj["status"]["projectID"])
     assert all(project == projects[shard] for shard, project in served.values()), served
+
+
+def shard_group(
+    control_plane: ControlPlane, emulator_url: str, log_dir: Any, namespace: str, shard: int, shards: int
+) -> ShardReplicas:
+    return ShardReplicas(
+        kubeconfig=str(control_plane.kubeconfig),
+        google_endpoint=emulator_url,
+        log_dir=log_dir,
+        lease_namespace=namespace,
+        replicas=1,
+        shard=shard,
+        shards=shards,
+        env=POLICY,
+    ).start()
+
+
+def test_a_new_shard_takes_over_only_the_objects_it_wins(
+    control_plane: ControlPlane,
+    emulator_url: str,
+    replicas: list[ShardReplicas],
+    kubectl: Runner,
+    namespace: str,
+    emu: AdminClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two shards grow to three: the objects shard 2 wins are handed off by their owners and then served by
+    shard 2 alone (with shards 0 and 1 stopped, only they follow a change); the others keep their shard; no
+    service is created twice."""
+    log_dir = tmp_path_factory.mktemp("grow")
+    pool = [f"grow-{i}" for i in range(200)]
+    moving = [n for n in pool if shard_of(namespace, n, 3) == 2][:2]
+    staying = [n for n in pool if shard_of(namespace, n, 3) != 2][:3]
+    since = emu.last_seq()
+    old = [shard_group(control_plane, emulator_url, log_dir, namespace, k, 2) for k in range(2)]
+    replicas.extend(old)
+    for name in moving + staying:
+        apply(kubectl, namespace, manifest(name, region=REGION, projectID="demo-project"))
+    wait_for(lambda: ready(kubectl, namespace, moving + staying), timeout=120, what="the objects Ready on 2 shards")
+    for group in old:
+        group.stop()  # a helm upgrade: the old pods stop (and release their Leases)
+
+    new = [shard_group(control_plane, emulator_url, log_dir, namespace, k, 3) for k in range(3)]
+    replicas.extend(new)
+
+    def labels() -> dict[str, str]:
+        items = kubectl_json(kubectl, "get", "-n", namespace, "iaprunservices")["items"]
+        return {o["metadata"]["name"]: o["metadata"].get("labels", {}).get(LABEL, "") for o in items}
+
+    wait_for(lambda: all(labels()[n] == "2" for n in moving), timeout=120, what="the hand-off to shard 2")
+    assert {n: labels()[n] for n in staying} == {n: str(shard_of(namespace, n, 2)) for n in staying}
+    for group in new[:2]:
+        group.stop()
+    image = "us-docker.pkg.dev/cloudrun/container/v3"
+    for name in moving + staying:
+        apply(kubectl, namespace, manifest(name, region=REGION, projectID="demo-project", image=image))
+    wait_for(lambda: ready(kubectl, namespace, moving), timeout=120, what="shard 2 serving the objects it won")
+    assert not any(ready(kubectl, namespace, [n]) for n in staying), "a stopped shard's object was served"
+    assert all(creates(emu, since, n) == 1 for n in moving + staying)

@@ -84,7 +84,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
 
-    def start(self) -> OperatorProcess:
+    def start(self, *, timeout: float = 60) -> OperatorProcess:
         self.liveness_port = free_port()
         env = {
             **os.environ,
@@ -117,7 +117,7 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-        wait_for(self._alive, timeout=60, what=f"operator liveness (log: {self.log_path})")
+        wait_for(self._alive, timeout=timeout, what=f"operator liveness (log: {self.log_path})")
         return self
 
     def _alive(self) -> bool:
@@ -237,7 +237,7 @@ class ShardReplicas:
         return name
 
     def restart(self, name: str) -> None:
-        self.members[name].start()
+        self.members[name].start(timeout=180)  # on a busy machine the imports alone can take a minute
 
     def stop(self) -> None:
         for member in self.members.values():
