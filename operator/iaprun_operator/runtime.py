@@ -61,8 +61,10 @@ def configure(
 ) -> None:
     """kopf's own settings for this operator (persistence, posting, watching, networking, queueing)."""
     ha = ha or HaSettings()
-    # The API server sends this replica its shard's objects only (core.shards: one shard sees every object).
-    settings.watching.label_selectors["iaprun.dev", "iaprunservices"] = selector(ha.shard, ha.shards)
+    if ha.lease_namespace is not None:
+        # The API server sends this replica its shard's objects only (core.shards). A lone replica without
+        # election watches everything: no label can hide an object from it.
+        settings.watching.label_selectors["iaprun.dev", "iaprunservices"] = selector(ha.shard, ha.shards)
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).

@@ -9,7 +9,7 @@ namespace/name, not the uid, so the orphan sweep can tell whose an orphan is whe
 
 With one shard nothing is labelled: shard 0's selector is "not labelled for another shard", which matches every
 object, so a single replica costs no label write, and an object that a larger configuration handed to another
-shard is never seen by a replica still running the smaller one.
+shard is never seen by a replica still running the smaller one. (A lone replica without Leases uses no selector.)
 """
 
 from __future__ import annotations
