@@ -19,6 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from chaos.conftest import FULL
+from chaos.test_crashes import operator_writes
 from chaos.world import ChaosWorld, Figures, abandoned_keys, fleet, names, updated
 from integration.harness import wait_for
 from testworld.operator_process import ShardReplicas, fail_over
@@ -38,12 +39,8 @@ def kill_active_after_writes(world: ChaosWorld, replicas: ShardReplicas, count: 
     """SIGKILL the active replica once it made ``count`` more Google writes (or the wave went quiet first);
     returns the seconds until the new active replica's first Google call."""
     since = world.emu.last_seq()
-
-    def writes() -> int:
-        return len([r for r in world.operator_requests(since=since) if r["method"] in WRITES])
-
     with contextlib.suppress(TimeoutError):
-        wait_for(lambda: writes() >= count, timeout=20, interval=0.02, what=f"{count} writes")
+        wait_for(lambda: operator_writes(world, since) >= count, timeout=20, interval=0.02, what=f"{count} writes")
     return fail_over(replicas, world.emu, timeout=120)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -57,12 +57,28 @@ def creates(emu: AdminClient, since: int, service: str) -> int:
 
 
 @pytest.fixture
-def replicas(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ShardReplicas]]:
-    """Shard replica sets the test starts; all stopped afterwards."""
+def start_shard(
+    control_plane: ControlPlane, emulator_url: str, crd: None, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ShardReplicas]]:
+    """``start_shard(shard, shards, replicas, **env)``: replicas of one shard, Leases in the test's namespace, up
+    (one of them active); all stopped afterwards."""
     started: list[ShardReplicas] = []
-    yield started
+
+    def start(shard: int = 0, shards: int = 1, replicas: int = 1, **env: str) -> ShardReplicas:
+        group = ShardReplicas(
+            kubeconfig=str(control_plane.kubeconfig),
+            google_endpoint=emulator_url,
+            log_dir=tmp_path_factory.mktemp(f"shard{shard}"),
+            lease_namespace=namespace,
+            replicas=replicas,
+            shard=shard,
+            shards=shards,
+            env={**POLICY, **env},
+        )
+        started.append(group)
+        return group.start()
+
+    yield start
     for group in started:
         group.stop()
 
@@ -84,22 +100,9 @@ def test_a_lease_has_one_holder_and_changes_hands_only_when_released_or_expired(
 
 
 def test_the_standby_takes_over_when_the_active_replica_is_killed(
-    control_plane: ControlPlane,
-    emulator_url: str,
-    replicas: list[ShardReplicas],
-    kubectl: Runner,
-    namespace: str,
-    emu: AdminClient,
-    tmp_path_factory: pytest.TempPathFactory,
+    start_shard: Callable[..., ShardReplicas], kubectl: Runner, namespace: str, emu: AdminClient
 ) -> None:
-    pair = ShardReplicas(
-        kubeconfig=str(control_plane.kubeconfig),
-        google_endpoint=emulator_url,
-        log_dir=tmp_path_factory.mktemp("ha"),
-        lease_namespace=namespace,
-        env=POLICY,
-    )
-    replicas.append(pair.start())
+    pair = start_shard(replicas=2)
     first = pair.active()
     since = emu.last_seq()
     tag = uuid.uuid4().hex[:6]
@@ -119,26 +122,11 @@ def test_the_standby_takes_over_when_the_active_replica_is_killed(
 
 
 def test_each_shard_receives_and_serves_only_its_own_objects(
-    control_plane: ControlPlane,
-    emulator_url: str,
-    replicas: list[ShardReplicas],
-    kubectl: Runner,
-    namespace: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    start_shard: Callable[..., ShardReplicas], kubectl: Runner, namespace: str
 ) -> None:
     projects = ["test-project", "other-project"]  # each shard's own default: where a service lands names its server
     for shard, project in enumerate(projects):
-        group = ShardReplicas(
-            kubeconfig=str(control_plane.kubeconfig),
-            google_endpoint=emulator_url,
-            log_dir=tmp_path_factory.mktemp(f"shard{shard}"),
-            lease_namespace=namespace,
-            replicas=1,
-            shard=shard,
-            shards=2,
-            env={**POLICY, "IAPRUN_DEFAULT_PROJECT": project},
-        )
-        replicas.append(group.start())
+        start_shard(shard, 2, IAPRUN_DEFAULT_PROJECT=project)
     candidates = (f"sharded-{i}" for i in range(1000))
     names = [n for n in candidates if shard_of(namespace, n, 2) == 0][:3]
     names += [n for n in (f"sharded-{i}" for i in range(1000)) if shard_of(namespace, n, 2) == 1][:3]
@@ -155,48 +143,24 @@ def test_each_shard_receives_and_serves_only_its_own_objects(
     assert all(project == projects[shard] for shard, project in served.values()), served
 
 
-def shard_group(
-    control_plane: ControlPlane, emulator_url: str, log_dir: Any, namespace: str, shard: int, shards: int
-) -> ShardReplicas:
-    return ShardReplicas(
-        kubeconfig=str(control_plane.kubeconfig),
-        google_endpoint=emulator_url,
-        log_dir=log_dir,
-        lease_namespace=namespace,
-        replicas=1,
-        shard=shard,
-        shards=shards,
-        env=POLICY,
-    ).start()
-
-
 def test_a_new_shard_takes_over_only_the_objects_it_wins(
-    control_plane: ControlPlane,
-    emulator_url: str,
-    replicas: list[ShardReplicas],
-    kubectl: Runner,
-    namespace: str,
-    emu: AdminClient,
-    tmp_path_factory: pytest.TempPathFactory,
+    start_shard: Callable[..., ShardReplicas], kubectl: Runner, namespace: str, emu: AdminClient
 ) -> None:
     """Two shards grow to three: the objects shard 2 wins are handed off by their owners and then served by
     shard 2 alone (with shards 0 and 1 stopped, only they follow a change); the others keep their shard; no
     service is created twice."""
-    log_dir = tmp_path_factory.mktemp("grow")
     pool = [f"grow-{i}" for i in range(200)]
     moving = [n for n in pool if shard_of(namespace, n, 3) == 2][:2]
     staying = [n for n in pool if shard_of(namespace, n, 3) != 2][:3]
     since = emu.last_seq()
-    old = [shard_group(control_plane, emulator_url, log_dir, namespace, k, 2) for k in range(2)]
-    replicas.extend(old)
+    old = [start_shard(k, 2) for k in range(2)]
     for name in moving + staying:
         apply(kubectl, namespace, manifest(name, region=REGION, projectID="demo-project"))
     wait_for(lambda: ready(kubectl, namespace, moving + staying), timeout=120, what="the objects Ready on 2 shards")
     for group in old:
         group.stop()  # a helm upgrade: the old pods stop (and release their Leases)
 
-    new = [shard_group(control_plane, emulator_url, log_dir, namespace, k, 3) for k in range(3)]
-    replicas.extend(new)
+    new = [start_shard(k, 3) for k in range(3)]
 
     def labels() -> dict[str, str]:
         items = kubectl_json(kubectl, "get", "-n", namespace, "iaprunservices")["items"]
