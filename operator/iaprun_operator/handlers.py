@@ -147,8 +147,8 @@ async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: A
 async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: Any) -> None:
     assert shared.google is not None
     uid = str(body.metadata.uid)
-    if uid in shared.released:
-        return
+    # No ``released`` check here: returning early would let kopf remove the finalizer unfinished. A stale deletion
+    # event of a handed-off object is finalised again, idempotently (a service already gone counts as deleted).
     async with shared.lock(uid):
         obj = view(shared, body, kw["namespaces"])
         result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0)
