@@ -265,12 +265,19 @@ def first_call_started_after(log: RequestLog, since: int, moment: float, *, time
     return float(wait_for(first, timeout=timeout, interval=0.05, what="a Google call from the new active replica"))
 
 
-def fail_over(replicas: ShardReplicas, log: RequestLog, *, graceful: bool = False, timeout: float = 120) -> float:
-    """Stop the active replica (SIGKILL, or SIGTERM when ``graceful``: it then releases its Lease), and return the
-    seconds until the next active one's first Google call; the stopped one is started again (a standby now)."""
+def fail_over(
+    replicas: ShardReplicas, log: RequestLog, *, graceful: bool = False, timeout: float = 120
+) -> float | None:
+    """Stop the active replica (SIGKILL, or SIGTERM when ``graceful``: it then releases its Lease), wait until
+    another replica holds the Lease, and return the seconds from the stop to that replica's first Google call
+    (None: it made none within ``timeout``, having nothing to do). The stopped one is started again (a standby)."""
     since, name = log.last_seq(), replicas.active()
     stopped_at = time.time()
     replicas.members[name].stop(signal.SIGTERM if graceful else signal.SIGKILL)
-    takeover = first_call_started_after(log, since, stopped_at, timeout=timeout) - stopped_at
+    wait_for(lambda: replicas.holder() not in ("", name), timeout=timeout, what="another replica taking the Lease")
+    try:
+        takeover: float | None = first_call_started_after(log, since, stopped_at, timeout=timeout) - stopped_at
+    except TimeoutError:
+        takeover = None
     replicas.restart(name)
     return takeover
