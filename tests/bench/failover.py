@@ -76,10 +76,10 @@ def failover(bench: Bench) -> dict[str, Any]:
         bench.w.kube.create(ns, [manifest(name, bench.sizes.accessors) for name in names], bench.sizes.create_threads)
         wait_for(lambda: _writes(bench, since) >= n // 2, timeout=bench.sizes.timeout, what="half the creates")
         failover_seconds = fail_over(replicas, bench.admin, timeout=bench.sizes.timeout)
-        say(f"failover: the new active replica called Google {failover_seconds} s after the kill")
+        say(f"failover: the new active replica called Google {_seconds(failover_seconds)} after the kill")
         finished = watcher.wait_ready(names, timeout=bench.sizes.timeout)
         handover_seconds = fail_over(replicas, bench.admin, graceful=True, timeout=bench.sizes.timeout)
-        say(f"failover: after a SIGTERM, the standby called Google {handover_seconds} s later")
+        say(f"failover: after a SIGTERM, the standby called Google {_seconds(handover_seconds)} later")
         watcher.wait_ready(names, timeout=bench.sizes.timeout)
         world = invariants.collect(bench.w.kube.custom, bench.w.kube.core, bench.admin, [ns])
         found = invariants.check(world, cluster_id=CLUSTER, default_project="demo-project", tenancy=policy_of(replicas))
@@ -111,3 +111,7 @@ def failover(bench: Bench) -> dict[str, Any]:
 def policy_of(replicas: ShardReplicas) -> Any:
     member = next(iter(replicas.members.values()))
     return json.loads(member.extra_env["IAPRUN_TENANCY_POLICY"])
+
+
+def _seconds(value: float | None) -> str:
+    return "never (nothing to do)" if value is None else f"{value:.1f} s"
