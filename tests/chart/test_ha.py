@@ -14,8 +14,10 @@ from dataclasses import fields
 
 import pytest
 
-from chart.conftest import HelmFailedError, Manifest, find, only
+from chart.conftest import HelmFailedError, Manifest, Release, find, only
 from iaprun_operator.settings import HaSettings, from_env
+from integration.harness import kubectl_json
+from testworld.fixtures import Runner
 
 Render = Callable[..., list[Manifest]]
 
@@ -91,3 +93,21 @@ def test_unsafe_lease_timings_fail(render: Render, args: list[str], message: str
     with pytest.raises(HelmFailedError) as failed:
         render(*args)
     assert message in failed.value.stderr
+
+
+@pytest.mark.integration
+def test_the_api_server_accepts_a_sharded_hot_standby_release(
+    release: Release, kubectl: Runner, namespace: str
+) -> None:
+    """Installed into the real control plane under Pod Security `restricted`: a Deployment (with its standbys) and
+    a PodDisruptionBudget per shard, and the Lease Role."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    installed = release.install("--set", "ha.enabled=true", "--set", "ha.shards=2")
+    assert "PodSecurity" not in installed.stderr, installed.stderr
+    for shard in range(2):
+        deployment = kubectl_json(kubectl, "get", "-n", namespace, f"deployment/{release.fullname}-shard-{shard}")
+        assert deployment["spec"]["replicas"] == 2
+        pdb = kubectl_json(kubectl, "get", "-n", namespace, f"poddisruptionbudget/{release.fullname}-shard-{shard}")
+        assert pdb["spec"]["maxUnavailable"] == 1
+    role = kubectl_json(kubectl, "get", "-n", namespace, f"role/{release.fullname}-leases")
+    assert role["rules"][0]["resources"] == ["leases"]
