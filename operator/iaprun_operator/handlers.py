@@ -20,8 +20,9 @@ from typing import Any
 
 import kopf
 
-from iaprun_operator import kube, ledger, metrics, sweep
+from iaprun_operator import handoff, kube, ledger, metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError
+from iaprun_operator.core.shards import shard_of
 from iaprun_operator.finalize import finalize
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
@@ -64,7 +65,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
 
 async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> None:
-    configure(settings, shared.settings.workers, shared.diffbase)
+    ha = shared.settings.ha
+    configure(settings, shared.settings.workers, shared.diffbase, ha)
+    if ha.shards > 1:
+        shared.labels = handoff.ShardLabels(shared.settings.watch_namespace)
+    if ha.shard == 0 and ha.lease_namespace is not None:
+        handoff.run_assigner(ha, shared.settings.watch_namespace, shared.stopping)
     shared.cluster_id = await kube.cluster_id(shared.settings.cluster_id)
     shared.google = Google.build(shared.settings, observer=metrics.GOOGLE_CALLS)
     shared.passes = PassSlots(shared.settings.workers)
@@ -79,6 +85,7 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
                 shared.ledger,
                 interval=interval,
                 namespace=shared.settings.watch_namespace,
+                owns=None if ha.shards == 1 else lambda ns, name: shard_of(ns, name, ha.shards) == ha.shard,
             )
         )
     metrics.serve(shared.settings.metrics_port)
@@ -91,6 +98,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 async def stop(shared: Runtime, **_: Any) -> None:
+    shared.stopping.set()
     if shared.sweeper is not None:
         shared.sweeper.cancel()
     if shared.google is not None:
@@ -106,6 +114,8 @@ def namespaces(
 async def reconcile_handler(
     body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, shared: Runtime, **kw: Any
 ) -> None:
+    if str(body.metadata.uid) in shared.released:
+        return  # handed off to another shard (handoff): a late event of this replica's
     state = state_of(memo)
     state.handling += 1
     try:
@@ -121,6 +131,8 @@ async def reconcile_handler(
 
 async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, shared: Runtime, **kw: Any) -> None:
     settings, state = shared.settings, state_of(memo)
+    if await handoff.hand_off(shared, body, state):
+        return
     shared.diffbase.migrate(body=body, patch=patch)  # an earlier version's copy of the spec, once, if unchanged
     if rescue_due(state, settings.rescue_grace, time.monotonic()):
         logger.warning(
@@ -137,6 +149,8 @@ async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: A
 async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: Any) -> None:
     assert shared.google is not None
     uid = str(body.metadata.uid)
+    # No ``released`` check here: returning early would let kopf remove the finalizer unfinished. A stale deletion
+    # event of a handed-off object is finalised again, idempotently (a service already gone counts as deleted).
     async with shared.lock(uid):
         obj = view(shared, body, kw["namespaces"])
         result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0, ledger=shared.ledger)

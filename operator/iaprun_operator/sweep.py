@@ -33,6 +33,8 @@ from iaprun_operator.ports import GooglePorts
 
 log = logging.getLogger(__name__)
 Exists = Callable[[str, str], Awaitable[bool]]
+Owns = Callable[[str, str], bool]
+"""Is the object namespace/name this replica's (its shard's)?"""
 
 
 @dataclass
@@ -57,11 +59,13 @@ async def sweep(
     ledger: Ledger,
     *,
     namespace: str | None = None,
+    owns: Owns | None = None,
 ) -> SweepReport:
     """One pass over ``places``: one ``services.list`` each, then one write per orphan found.
 
     ``namespace``: an operator that watches one namespace claims only its objects' services (operators of
-    other namespaces may share the cluster id and the places).
+    other namespaces may share the cluster id and the places). ``owns``: a shard claims only the orphans whose
+    owner's namespace/name hash to it (``core.shards``), so each orphan is finished by exactly one shard.
     """
     report = SweepReport()
     recorded = await _recorded(ledger)  # read before any listing: ``released`` may only use later listings
@@ -75,6 +79,8 @@ async def sweep(
         for service in services:
             found = claim(service, cluster_id)
             if found is None or (namespace is not None and found.owner.namespace != namespace):
+                continue
+            if owns is not None and not owns(found.owner.namespace, found.owner.name):
                 continue
             ref = ServiceRef(project, region, str(service.get("name", "")).rsplit("/", 1)[-1])
             if await exists(found.owner.namespace, found.owner.name):
@@ -106,13 +112,14 @@ async def forever(
     *,
     interval: float,
     namespace: str | None,
+    owns: Owns | None = None,
 ) -> None:
     """Sweep every ``interval`` (jittered) until cancelled; a failed sweep is logged and the next one tries again."""
     while True:
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
         try:
             # ``exists`` and ``ledger`` are the API server's answers: no in-process hint can go stale or be lost.
-            report = await sweep(places(), google, cluster_id, exists, ledger, namespace=namespace)
+            report = await sweep(places(), google, cluster_id, exists, ledger, namespace=namespace, owns=owns)
         except Exception:  # the sweep must outlive any one failure
             log.exception("Orphan sweep failed")
             continue

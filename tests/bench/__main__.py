@@ -15,6 +15,8 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--scale-out", type=int, default=d.scale_out, help="objects in scale-out/reaction/steady-state")
     p.add_argument("--quota-bound", type=int, default=d.quota_bound, help="objects in the quota-bound run")
+    p.add_argument("--failover", type=int, default=d.failover, help="objects in the failover run")
+    p.add_argument("--failover-lease", type=float, default=d.failover_lease, help="Lease duration (s) in failover")
     p.add_argument("--reaction-changes", type=int, default=d.reaction_changes)
     p.add_argument("--steady-passes", type=int, default=d.steady_passes)
     p.add_argument("--all-fields", type=int, default=d.all_fields, help="steady-state objects with every field set")
@@ -36,6 +38,8 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     sizes = Sizes(
         scale_out=a.scale_out,
         quota_bound=a.quota_bound,
+        failover=a.failover,
+        failover_lease=a.failover_lease,
         reaction_changes=a.reaction_changes,
         steady_passes=a.steady_passes,
         all_fields=a.all_fields,

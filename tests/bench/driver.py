@@ -80,8 +80,10 @@ FIELDS = (
     "quota_429s",
     "operator_peak_rss_mb",
     "operator_cpu_seconds_per_object",
+    "failover_seconds",
+    "violations",
 )
-SCENARIOS = ("quota-bound", "scale-out", "reaction", "steady-state")
+SCENARIOS = ("quota-bound", "scale-out", "reaction", "steady-state", "failover")
 _SERVICE = re.compile(r"/services/([a-z0-9-]+)")
 
 
@@ -109,6 +111,10 @@ class Sizes:
     create_threads: int = 8
     timeout: float = 1800.0
     """Bound on any single wait (a failure, not a measurement)."""
+    failover: int = 100
+    """Objects rolled out while the active replica is killed (``failover``, tests/bench/failover.py)."""
+    failover_lease: float = 15.0
+    """Lease duration of the failover scenario's replicas (the operator's default; 3 or less: the tests' timings)."""
     scenarios: tuple[str, ...] = SCENARIOS
     operator_src: str = ""
     """Another operator source tree to measure (its ``iaprun_operator`` parent directory), for A/B runs."""
@@ -798,6 +804,10 @@ class Bench:
             rows.append(self.quota_bound())
         if {"scale-out", "reaction", "steady-state"} & set(chosen):
             rows.extend(self.scale_out(reaction="reaction" in chosen))
+        if "failover" in chosen:
+            from bench.failover import failover
+
+            rows.append(failover(self))
         return rows
 
 
@@ -819,6 +829,8 @@ _COLUMNS = (
     ("quota_429s", "429s", "{}"),
     ("operator_peak_rss_mb", "RSS MB", "{:.0f}"),
     ("operator_cpu_seconds_per_object", "CPU ms/obj", "{}"),
+    ("failover_seconds", "failover s", "{:.1f}"),
+    ("violations", "violations", "{}"),
 )
 
 

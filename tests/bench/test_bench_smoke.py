@@ -29,6 +29,8 @@ SMOKE = Sizes(
     timer_tick=0.5,
     idle_window=0.5,
     timeout=120.0,
+    failover=6,
+    failover_lease=3.0,
 )
 
 
@@ -49,3 +51,5 @@ def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane,
     assert rows["steady-state"]["all_fields_objects"] == 2
     assert rows["steady-state"]["steady_writes_all_fields"] == 0
     assert rows["steady-state"]["steady_reads_per_object_per_pass"] > 0
+    assert rows["failover"]["failover_seconds"] is not None
+    assert rows["failover"]["violations"] == 0

@@ -144,7 +144,7 @@ def test_every_operator_setting_is_reachable_from_values(render: Render) -> None
     read = set(re.findall(r'"(IAPRUN_[A-Z_]+)"', settings_source)) - {"IAPRUN_TENANCY_POLICY"}
     manifests = render(values=(VALUES_MAX,))
     (container,) = only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value", "") for e in container["env"] if e["name"].startswith("IAPRUN_")}
+    env = {e["name"]: e.get("value", "pod-name") for e in container["env"] if e["name"].startswith("IAPRUN_")}
     assert set(env) == read - {"IAPRUN_GOOGLE_API_ENDPOINT"}  # empty in values-max: not set at all
     namespace = next(e for e in container["env"] if e["name"] == "IAPRUN_OPERATOR_NAMESPACE")  # the pod's own
     assert namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}

@@ -200,8 +200,14 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- if and (or .Values.podDisruptionBudget.enabled .Values.ha.enabled) (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
 {{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
+{{- end }}
+{{- if not (lt (float64 .Values.ha.renewDeadlineSeconds) (float64 .Values.ha.leaseDurationSeconds)) }}
+{{- fail "ha.renewDeadlineSeconds must be below ha.leaseDurationSeconds: the active pod must stop before a standby may take over" }}
+{{- end }}
+{{- if not (lt (float64 .Values.ha.retryPeriodSeconds) (float64 .Values.ha.renewDeadlineSeconds)) }}
+{{- fail "ha.retryPeriodSeconds must be below ha.renewDeadlineSeconds: the active pod needs more than one try to renew" }}
 {{- end }}
 {{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
 {{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}

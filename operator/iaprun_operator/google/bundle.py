@@ -32,14 +32,16 @@ class Google:
         creds = credentials(settings.google_api_endpoint)
         calls = Calls(threads=max(4, settings.workers), observer=observer)
         q = settings.quotas
+        # Google's quotas are per project (and region), shared by every shard: each takes an equal share.
+        share = 1.0 / settings.ha.shards
         limiter = Limiter(
             {
-                "run_write": q.run_writes_per_minute,
-                "run_read": q.run_reads_per_minute,
-                "iap": q.iap_per_minute,
-                "crm": q.crm_per_minute,
-                "serviceusage": 240.0,
-                "secretmanager": 600.0,
+                "run_write": q.run_writes_per_minute * share,
+                "run_read": q.run_reads_per_minute * share,
+                "iap": q.iap_per_minute * share,
+                "crm": q.crm_per_minute * share,
+                "serviceusage": 240.0 * share,
+                "secretmanager": 600.0 * share,
             },
             on_wait=observer.quota_wait,
         )
