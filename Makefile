@@ -38,6 +38,7 @@ lint: venv ## ruff, mypy (strict on the operator and the local world), import co
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy hack/demo.py
+	$(VENV)/bin/mypy --strict hack/gen_crd.py
 	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit
@@ -71,7 +72,8 @@ emulator: venv ## run the Google Cloud emulator in the foreground on 127.0.0.1:$
 	$(PY) -m gcpemu --port $(EMULATOR_PORT)
 
 .PHONY: docs
-docs: venv ## regenerate what is generated: the field reference, the chart's CRD, the values schema, the chart README
+docs: venv ## regenerate what is generated: the CRD (Cloud Run v2 fields), the field reference, the chart's CRD, the values schema, the chart README
+	$(PY) hack/gen_crd.py
 	$(PY) hack/gen_reference.py
 	$(PY) hack/gen_chart_crds.py
 	$(PY) hack/gen_values_schema.py

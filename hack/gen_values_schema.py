@@ -89,6 +89,24 @@ DEFINITIONS: dict[str, Schema] = {
                 "own project)."
             ),
             "images": _globs("Container image references (`REGISTRY/REPOSITORY/*`)."),
+            "oauthClientSecrets": _globs(
+                "Secret Manager secrets (`projects/P/secrets/S`) the operator itself may read to configure IAP's "
+                "OAuth clients (spec.iap.settings ... clientSecretSource); a bare name means the service's project."
+            ),
+            "networks": _globs(
+                "VPC networks, subnetworks and Serverless VPC Access connectors (`template.vpcAccess`), as full "
+                "resource names (`projects/P/global/networks/N`, `projects/P/regions/R/subnetworks/S`, "
+                "`projects/P/locations/R/connectors/C`; a short name is the service's project's)."
+            ),
+            "sqlInstances": _globs(
+                "Cloud SQL connection names (`PROJECT:REGION:INSTANCE`) of cloudSqlInstance volumes."
+            ),
+            "buckets": _globs("Cloud Storage buckets of gcs volumes."),
+            "nfsServers": _globs("NFS servers (IP address or host name) of nfs volumes."),
+            "kmsKeys": _globs("Customer-managed encryption keys (`template.encryptionKey`)."),
+            "binaryAuthorizationPolicies": _globs(
+                "Named Binary Authorization policies (`binaryAuthorization.policy`)."
+            ),
             "adoptServiceNames": _globs(
                 "Existing unowned services that `adoption: IfUnowned` may take over (checked by the operator "
                 "when it adopts)."
@@ -116,6 +134,11 @@ DEFINITIONS: dict[str, Schema] = {
             "allowPublicAccess": {
                 **_FLAG,
                 "description": "May spec.invokerIamDisabled be true (Cloud Run's allow public access).",
+            },
+            "allowBinaryAuthorizationBreakglass": {
+                **_FLAG,
+                "description": "May spec.binaryAuthorization.breakglassJustification be set (a deploy bypassing "
+                "Binary Authorization).",
             },
             "envValues": {
                 "type": "string",

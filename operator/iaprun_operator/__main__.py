@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import kopf
 
-from iaprun_operator import __version__, settings
+from iaprun_operator import __version__, leadership, settings
 from iaprun_operator.core import tenancy
 from iaprun_operator.handlers import Runtime, register
 from iaprun_operator.logs import quiet_routine_logs, redact_spec_values
@@ -48,13 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = kopf.OperatorRegistry()
     register(registry, Runtime(settings=config))
     namespace = args.namespace or config.watch_namespace
-    kopf.run(
-        registry=registry,
-        standalone=True,
-        clusterwide=namespace is None,
-        namespaces=[namespace] if namespace else (),
-        liveness_endpoint=args.liveness,
-    )
+    with leadership.active(config.ha, args.liveness):  # a standby waits here; kopf runs only while the Lease is held
+        kopf.run(
+            registry=registry,
+            standalone=True,
+            clusterwide=namespace is None,
+            namespaces=[namespace] if namespace else (),
+            liveness_endpoint=args.liveness,
+        )
     return 0
 
 

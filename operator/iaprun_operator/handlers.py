@@ -20,8 +20,9 @@ from typing import Any
 
 import kopf
 
-from iaprun_operator import kube, metrics, sweep
+from iaprun_operator import handoff, kube, ledger, metrics, sweep
 from iaprun_operator.core.model import InvalidSpecError
+from iaprun_operator.core.shards import shard_of
 from iaprun_operator.finalize import finalize
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
@@ -65,10 +66,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
 
 async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> None:
-    configure(settings, shared.settings.workers, shared.diffbase)
+    ha = shared.settings.ha
+    configure(settings, shared.settings.workers, shared.diffbase, ha)
+    if ha.shards > 1:
+        shared.labels = handoff.ShardLabels(shared.settings.watch_namespace)
+    if ha.shard == 0 and ha.lease_namespace is not None:
+        handoff.run_assigner(ha, shared.settings.watch_namespace, shared.stopping)
     shared.cluster_id = await kube.cluster_id(shared.settings.cluster_id)
     shared.google = Google.build(shared.settings, observer=metrics.GOOGLE_CALLS)
     shared.passes = PassSlots(shared.settings.workers)
+    shared.ledger = ledger.ConfigMapLedger(ledger.namespace_of_operator(shared.settings.operator_namespace))
     if (interval := shared.settings.orphan_sweep_interval) > 0:
         shared.sweeper = asyncio.create_task(
             sweep.forever(
@@ -76,8 +83,10 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
                 shared.google,
                 shared.cluster_id,
                 kube.ObjectExistence(GROUP, VERSION, PLURAL),
+                shared.ledger,
                 interval=interval,
                 namespace=shared.settings.watch_namespace,
+                owns=None if ha.shards == 1 else lambda ns, name: shard_of(ns, name, ha.shards) == ha.shard,
             )
         )
     metrics.serve(shared.settings.metrics_port)
@@ -90,6 +99,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 async def stop(shared: Runtime, **_: Any) -> None:
+    shared.stopping.set()
     if shared.sweeper is not None:
         shared.sweeper.cancel()
     if shared.google is not None:
@@ -105,6 +115,8 @@ def namespaces(
 async def reconcile_handler(
     body: kopf.Body, patch: kopf.Patch, retry: int, memo: Any, shared: Runtime, **kw: Any
 ) -> None:
+    if str(body.metadata.uid) in shared.released:
+        return  # handed off to another shard (handoff): a late event of this replica's
     state = state_of(memo)
     state.handling += 1
     try:
@@ -121,9 +133,11 @@ async def reconcile_handler(
 
 
 async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Any, shared: Runtime, **kw: Any) -> None:
-    settings, state, routine = shared.settings, state_of(memo), False
+    settings, state = shared.settings, state_of(memo)
+    if await handoff.hand_off(shared, body, state):
+        return
     shared.diffbase.migrate(body=body, patch=patch)  # an earlier version's copy of the spec, once, if unchanged
-    if rescue_due(state, settings.rescue_grace, time.monotonic()):
+    if rescued := rescue_due(state, settings.rescue_grace, time.monotonic()):
         logger.warning(
             f"kopf has not run the reconcile pass this object is owed for {settings.rescue_grace:.0f} s "
             "(its watch event lost, or the API server unreachable); reconciling from its timer"
@@ -131,18 +145,18 @@ async def drift_handler(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: A
         metrics.RESCUES.inc()
     elif not drift_due(state, body.status, settings):
         return
-    else:
-        routine = True
     state.next_drift = next_drift(body.metadata.annotations, settings)
-    after_drift_pass(state, await run_pass(shared, body, patch, kw["namespaces"], state, routine=routine))
+    after_drift_pass(state, await run_pass(shared, body, patch, kw["namespaces"], state, routine=not rescued))
 
 
 async def finalize_handler(body: kopf.Body, retry: int, shared: Runtime, **kw: Any) -> None:
     assert shared.google is not None
     uid = str(body.metadata.uid)
+    # No ``released`` check here: returning early would let kopf remove the finalizer unfinished. A stale deletion
+    # event of a handed-off object is finalised again, idempotently (a service already gone counts as deleted).
     async with shared.lock(uid):
         obj = view(shared, body, kw["namespaces"])
-        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0)
+        result = await finalize(obj, shared.google, shared.settings, deleting_started=retry > 0, ledger=shared.ledger)
     count(result, obj.owner.readable)
     post_events(result, body)
     if not result.done and (delay := come_back_after(result, retry)) is not None:

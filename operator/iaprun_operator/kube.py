@@ -18,7 +18,7 @@ from kubernetes.config.config_exception import ConfigException
 log = logging.getLogger(__name__)
 
 
-def _api_client() -> client.ApiClient:
+def api_client() -> client.ApiClient:
     """In-cluster ServiceAccount first, then KUBECONFIG (as kopf's login does)."""
     configuration = client.Configuration()
     try:
@@ -30,7 +30,7 @@ def _api_client() -> client.ApiClient:
 
 def _kube_system_uid() -> str | None:
     """The uid of the kube-system namespace (None: there is none), with the ``list`` the operator's RBAC allows."""
-    found = client.CoreV1Api(_api_client()).list_namespace(
+    found = client.CoreV1Api(api_client()).list_namespace(
         field_selector="metadata.name=kube-system", _request_timeout=30
     )
     return next((str(ns.metadata.uid) for ns in found.items if ns.metadata), None)
@@ -48,7 +48,7 @@ class ObjectExistence:
     """Answers "does this custom object exist?" with a GET against the API server."""
 
     def __init__(self, group: str, version: str, plural: str) -> None:
-        self._api = client.CustomObjectsApi(_api_client())
+        self._api = client.CustomObjectsApi(api_client())
         self._where = (group, version, plural)
 
     def _exists(self, namespace: str, name: str) -> bool:
@@ -58,15 +58,15 @@ class ObjectExistence:
         except Exception as error:  # refusals, connection errors and the like: unsure means "exists"
             if isinstance(error, ApiException) and error.status == 404:
                 return False
-            reason = _reason(error) if isinstance(error, ApiException) else str(error)
-            log.warning("Could not tell whether %s/%s exists (%s); treating it as existing", namespace, name, reason)
+            why = reason(error) if isinstance(error, ApiException) else str(error)
+            log.warning("Could not tell whether %s/%s exists (%s); treating it as existing", namespace, name, why)
         return True
 
     async def __call__(self, namespace: str, name: str) -> bool:
         return await asyncio.to_thread(self._exists, namespace, name)
 
 
-def _reason(error: ApiException) -> str:
+def reason(error: ApiException) -> str:
     """The API server's own message (e.g. an RBAC refusal), else the HTTP status line."""
     try:
         return str(json.loads(error.body or "")["message"])

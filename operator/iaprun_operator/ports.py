@@ -26,16 +26,36 @@ class RunPort(Protocol):
 
 
 class IapPort(Protocol):
-    """IAP API: the IAM policy of a service's IAP resource."""
+    """IAP API: the IAM policy and the IAP settings of a service's IAP resource."""
 
     async def get_iam_policy(self, resource: str, project: str) -> dict[str, Any]: ...
     async def set_iam_policy(self, resource: str, project: str, policy: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def get_settings(self, resource: str, project: str) -> dict[str, Any]: ...
+    async def update_settings(
+        self, resource: str, project: str, settings: Mapping[str, Any], mask: str
+    ) -> dict[str, Any]: ...
+
+
+class SecretsPort(Protocol):
+    """Secret Manager: the value of a secret version the operator itself must hand to Google (an OAuth
+    client secret for IAP settings); read only when the spec names one and the tenancy policy allows it."""
+
+    async def access(self, version: str, project: str) -> str: ...
+
+
+class OrganizationsPort(Protocol):
+    """Resource Manager: the domains of a project's organisation (who the Google-managed OAuth client lets
+    sign in); None when the project has no organisation."""
+
+    async def domains(self, project: str) -> tuple[str, ...] | None: ...
 
 
 class ProjectsPort(Protocol):
-    """Resource Manager and Service Usage: a project's number and its IAP service agent."""
+    """Resource Manager, IAP and Service Usage: a project's number, whether IAP is enabled, its IAP agent."""
 
+    def remember(self, project: str, number: str) -> None: ...
     async def number(self, project: str) -> str: ...
+    async def check_iap(self, project: str, number: str) -> None: ...
     async def iap_agent(self, project: str, number: str) -> str: ...
 
 
@@ -46,3 +66,7 @@ class GooglePorts(Protocol):
     def iap(self) -> IapPort: ...
     @property
     def projects(self) -> ProjectsPort: ...
+    @property
+    def secrets(self) -> SecretsPort: ...
+    @property
+    def organizations(self) -> OrganizationsPort: ...

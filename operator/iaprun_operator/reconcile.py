@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from iaprun_operator import planner
 from iaprun_operator.core import conditions as cond
-from iaprun_operator.core.errors import GoogleError, Kind
-from iaprun_operator.core.model import InvalidSpecError, Spec, parse_spec
+from iaprun_operator.core.errors import GoogleError, Kind, org_policy_refusal, prerequisite
+from iaprun_operator.core.model import InvalidSpecError, ManagementPolicy, Spec, parse_spec
 from iaprun_operator.core.names import ServiceRef, iap_service_agent
 from iaprun_operator.finalize import finalize
 from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import Event, EventType, Facts, ObjectView, Requeue, Result
 from iaprun_operator.scope import DEFAULT_PROJECT_ANNOTATION, authorise, resolve_project
 from iaprun_operator.settings import Settings
-from iaprun_operator.steps import accessors, invoker, service
+from iaprun_operator.steps import accessors, iapsettings, invoker, service
 from iaprun_operator.steps.common import IAM_ATTEMPTS, IAM_BACKOFF, StepOutcome, read_modify_write
 
 __all__ = [
@@ -68,8 +69,8 @@ class _Pass:
         self.progress = self.progress or out.progress
         self.failure = self.failure or out.failure
 
-    def fail(self, error: GoogleError) -> None:
-        self.failure = _failure_for(error)
+    def fail(self, error: GoogleError, project: str) -> None:
+        self.failure = _failure_for(error, project, self.result.status.get("projectNumber"))
         self.result.retry_after = error.retry_after
 
     def stall(self, reason: str, message: str) -> Result:
@@ -85,6 +86,20 @@ class _Pass:
         if (ready.get("reason"), ready.get("message")) != (failure.reason, failure.message):
             self.result.events.append(Event.warning(failure.reason, failure.message))
 
+    def paused(self) -> Result:
+        """Paused: no Google call; the conditions stay as the last pass left them, ``Synced`` says why."""
+        synced = cond.Condition(
+            cond.SYNCED,
+            False,
+            "Paused",
+            "spec.managementPolicy is Paused: the operator makes no Google call for this object; what status shows "
+            "is as of the last pass before the pause",
+        )
+        previous = self.obj.status.get("conditions") or ()
+        self.result.status["conditions"] = cond.replace(previous, synced, generation=self.obj.generation, now=self.now)
+        self.result.status["plan"] = None
+        return self.result
+
     def finish(self) -> Result:
         failure = self.failure
         if failure is not None:
@@ -99,7 +114,7 @@ class _Pass:
         )
         self.result.status["conditions"] = rendered
         self.result.status["observedGeneration"] = self.obj.generation
-        if failure is not None and not failure.stalled:
+        if failure is not None and (not failure.stalled or failure.recheck):
             self.result.requeue = Requeue.RETRY
             self.result.message = failure.message
         elif self.progress is not None:
@@ -109,7 +124,13 @@ class _Pass:
         return self.result
 
 
-def _failure_for(error: GoogleError) -> cond.Failure:
+def _failure_for(error: GoogleError, project: str, number: str | None) -> cond.Failure:
+    if error.kind is Kind.API_NOT_ENABLED:
+        needed = prerequisite(error, project=project, number=number)
+        return cond.Failure(cond.API_NOT_ENABLED, needed.describe(), stalled=True, recheck=True)
+    if error.kind is Kind.ORG_POLICY:
+        target = f"the resource of {error.api} {error.method}"
+        return cond.Failure(cond.ORG_POLICY_DENIED, org_policy_refusal(error).describe(target), stalled=True)
     if error.kind is Kind.PERMISSION:
         return cond.Failure("PermissionDenied", error.message, stalled=True)
     if error.kind in (Kind.INVALID, Kind.FAILED_PRECONDITION):
@@ -160,26 +181,37 @@ async def reconcile(
     if isinstance(admitted, Result):
         return admitted
     spec, project = admitted
+    if spec.management_policy is ManagementPolicy.PAUSED:
+        return p.paused()
     ref = ServiceRef(project, spec.region, spec.service_name)
     p.result.status.update(projectID=project, region=spec.region, serviceName=spec.service_name, externalRef=ref.name)
     try:
-        await _steps(p, google, settings, spec, ref, skip_iam=follow_up and _iam_verified(obj))
+        if spec.management_policy is ManagementPolicy.OBSERVE_ONLY:
+            p.absorb(planner.outcome(obj, spec, ref, await planner.plan(google, obj, spec, ref, settings, now)))
+        else:
+            p.result.status["plan"] = None  # a plan shown under ObserveOnly is stale once the pass applies it
+            await _steps(p, google, settings, spec, ref, skip_iam=follow_up and _iam_verified(obj))
     except GoogleError as error:
-        p.fail(error)
+        p.fail(error, project)
     return p.finish()
 
 
 async def _steps(
     p: _Pass, google: GooglePorts, settings: Settings, spec: Spec, ref: ServiceRef, *, skip_iam: bool
 ) -> None:
-    number = await google.projects.number(ref.project)
+    pinned = _pinned_number(p.obj, ref.project)
+    if pinned:
+        google.projects.remember(ref.project, pinned)
+    number = pinned or await google.projects.number(ref.project)
     p.result.status["projectNumber"] = number
+    await google.projects.check_iap(ref.project, number)
     served = await service.run(google, p.obj, spec, ref, settings)
     p.absorb(served)
     p.revision_failure = served.revision_failure
     if served.error is not None:
         raise served.error
     if not served.proceed or skip_iam:
+        iapsettings.refresh_access(p.obj, p.result.status)
         return
     agent = iap_service_agent(number)
     p.step = cond.INVOKER_GRANTED
@@ -189,10 +221,17 @@ async def _steps(
     if granted.failure is not None:
         return
     p.step = cond.ACCESSORS_SYNCED
-    ledger: list[str] = list((p.obj.status.get("iap") or {}).get("addedMembers") or ())
-    synced = await accessors.run(google, spec, ref, number, agent, ledger, p.now)
+    iap_status = p.obj.status.get("iap") or {}
+    known = accessors.Context(
+        ledger=list(iap_status.get("addedMembers") or ()),
+        generation=p.obj.generation,
+        refusal=iap_status.get("orgPolicyRefusal"),
+    )
+    synced = await accessors.run(google, spec, ref, number, agent, known, p.now)
     p.absorb(synced)
     p.result.facts.foreign_members = synced.foreign
+    p.step = cond.IAP_SETTINGS_SYNCED
+    p.absorb(await iapsettings.run(google, p.obj, spec, ref, number, p.result.status))
 
 
 def refuse(obj: ObjectView, google: GooglePorts, settings: Settings, now: datetime, message: str) -> Result:
@@ -201,12 +240,20 @@ def refuse(obj: ObjectView, google: GooglePorts, settings: Settings, now: dateti
     return _Pass(obj, now).stall("InvalidSpec", message)
 
 
+def _pinned_number(obj: ObjectView, project: str) -> str | None:
+    """The project's number as an earlier pass of this object learnt it: a project keeps its number for life
+    and its ID is never reused, so the object needs Resource Manager only on its first pass (and, once
+    remembered, neither do the project's other objects)."""
+    number = obj.status.get("projectNumber")
+    return str(number) if number and obj.status.get("projectID") == project else None
+
+
 def _iam_verified(obj: ObjectView) -> bool:
     """Whether a pass of the current generation found (or made) the invoker grant and the accessors right."""
     if obj.status.get("observedGeneration") != obj.generation:
         return False
     conditions = obj.status.get("conditions") or ()
-    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED):
+    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED, cond.IAP_SETTINGS_SYNCED):
         found = cond.find(conditions, kind)
         if found is None or found.get("status") != "True" or found.get("observedGeneration") != obj.generation:
             return False

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import kopf
 
+from iaprun_operator.core.shards import selector
 from iaprun_operator.diffbase import DigestDiffBaseStorage
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
-from iaprun_operator.settings import Settings
+from iaprun_operator.handoff import ShardLabels
+from iaprun_operator.ledger import Ledger
+from iaprun_operator.settings import HaSettings, Settings
 
 PREFIX = "iaprun.dev"
 
@@ -41,14 +45,30 @@ class Runtime:
     places: set[tuple[str, str]] = field(default_factory=set)
     """Every (project, region) a pass of this process resolved an object to: where the orphan sweep looks."""
     sweeper: asyncio.Task[None] | None = None
+    ledger: Ledger | None = None
+    """The record of services left untouched at deletion (ObserveOnly, Paused): written by the finalizer, read by
+    the orphan sweep (a ConfigMap in the operator's namespace, set at start-up)."""
     diffbase: DigestDiffBaseStorage = field(default_factory=lambda: DigestDiffBaseStorage(prefix=PREFIX))
+    labels: ShardLabels | None = None
+    """Writes shard labels (several shards only): the owner's hand-offs (``handoff``)."""
+    released: set[str] = field(default_factory=set)
+    """Uids of objects this replica handed off to another shard: it never acts on them again."""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set at clean-up: the shard assigner's threads end."""
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
 
 
-def configure(settings: kopf.OperatorSettings, workers: int, diffbase: DigestDiffBaseStorage) -> None:
+def configure(
+    settings: kopf.OperatorSettings, workers: int, diffbase: DigestDiffBaseStorage, ha: HaSettings | None = None
+) -> None:
     """kopf's own settings for this operator (persistence, posting, watching, networking, queueing)."""
+    ha = ha or HaSettings()
+    if ha.lease_namespace is not None:
+        # The API server sends this replica its shard's objects only (core.shards). A lone replica without
+        # election watches everything: no label can hide an object from it.
+        settings.watching.label_selectors["iaprun.dev", "iaprunservices"] = selector(ha.shard, ha.shards)
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).

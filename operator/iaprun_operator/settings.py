@@ -18,6 +18,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from iaprun_operator.core.shards import MAX_SHARDS
 from iaprun_operator.core.tenancy import TenancyPolicy, TenancyPolicyError
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,46 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
+class HaSettings:
+    """Hot standby and sharding (docs/design.md, "Hot standby and sharding"): which shard this replica serves, and
+    the Lease that makes exactly one replica of each shard active."""
+
+    shards: int = field(default=1, metadata=_env("IAPRUN_SHARDS", _integer))
+    """How many shards split the objects (1 to 64). Every replica of every shard must be given the same count."""
+    shard: int = field(default=0, metadata=_env("IAPRUN_SHARD", _integer))
+    """The shard this replica serves (0 to shards - 1); shard 0's active replica also assigns new objects."""
+    lease_namespace: str | None = field(default=None, metadata=_env("IAPRUN_LEASE_NAMESPACE", _optional))
+    """Namespace of the shards' Leases (coordination.k8s.io); None: no election, this process is the only one."""
+    lease_name: str = field(default="iap-run-operator", metadata=_env("IAPRUN_LEASE_NAME", _text))
+    """Prefix of the Lease names: ``<lease_name>-shard-<k>``."""
+    identity: str = field(default="", metadata=_env("IAPRUN_POD_NAME", _text))
+    """This replica's name in the Lease (the chart passes the pod name); empty: host name and process id."""
+    lease_duration: float = field(default=15.0, metadata=_env("IAPRUN_LEASE_DURATION_SECONDS", _positive))
+    """Seconds a standby waits, from the last renewal it saw, before it takes a Lease over (client-go's default)."""
+    renew_deadline: float = field(default=10.0, metadata=_env("IAPRUN_LEASE_RENEW_DEADLINE_SECONDS", _positive))
+    """Seconds the active replica may go without a successful renewal before it exits; below ``lease_duration``,
+    so it is gone before any standby may take over."""
+    retry_period: float = field(default=2.0, metadata=_env("IAPRUN_LEASE_RETRY_SECONDS", _positive))
+    """Seconds between renewals (active) and attempts (standby)."""
+
+
+def _check_ha(ha: HaSettings) -> HaSettings:
+    if not 1 <= ha.shards <= MAX_SHARDS:
+        raise SettingsError(f"IAPRUN_SHARDS={ha.shards}: must be between 1 and {MAX_SHARDS}")
+    if not 0 <= ha.shard < ha.shards:
+        raise SettingsError(f"IAPRUN_SHARD={ha.shard}: must be between 0 and IAPRUN_SHARDS - 1 ({ha.shards - 1})")
+    if ha.renew_deadline >= ha.lease_duration or ha.retry_period >= ha.renew_deadline:
+        raise SettingsError(
+            "IAPRUN_LEASE_RETRY_SECONDS < IAPRUN_LEASE_RENEW_DEADLINE_SECONDS < IAPRUN_LEASE_DURATION_SECONDS must "
+            f"hold (got {ha.retry_period}, {ha.renew_deadline}, {ha.lease_duration}): the active replica must give "
+            "up before a standby may take over"
+        )
+    if ha.shards > 1 and ha.lease_namespace is None:
+        raise SettingsError("IAPRUN_SHARDS > 1 needs IAPRUN_LEASE_NAMESPACE: the shards' Leases fence every hand-off")
+    return ha
+
+
+@dataclass(frozen=True)
 class Settings:
     google_api_endpoint: str | None = field(default=None, metadata=_env("IAPRUN_GOOGLE_API_ENDPOINT", _optional))
     """Base URL for every Google API (the local emulator); None means Google with ADC credentials."""
@@ -121,11 +162,15 @@ class Settings:
     """Port of the Prometheus metrics endpoint (0 disables it)."""
     watch_namespace: str | None = field(default=None, metadata=_env("IAPRUN_WATCH_NAMESPACE", _optional))
     """Watch only this namespace (None: cluster-wide)."""
+    operator_namespace: str = field(default="", metadata=_env("IAPRUN_OPERATOR_NAMESPACE", _text))
+    """Namespace of the ConfigMap recording services left untouched at deletion (``ledger``); empty: the pod's
+    own namespace (its ServiceAccount's), else ``default``."""
     tenancy: TenancyPolicy = field(default_factory=TenancyPolicy)
     """The platform's tenancy policy; empty allows nothing."""
     operator_service_account: str | None = None
     """The operator's own Google account, never allowed as a runtime identity (None: not known)."""
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     clock_offset: float = field(default=0.0, metadata=_env("IAPRUN_CLOCK_OFFSET_SECONDS", _number))
     """Seconds added to the wall clock when judging accessor expiry (tests align it with the emulator)."""
 
@@ -182,5 +227,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         tenancy=_tenancy(env),
         operator_service_account=_operator_account(env),
         quotas=_from_fields(QuotaSettings, env),
+        ha=_check_ha(_from_fields(HaSettings, env)),
     )
     return settings

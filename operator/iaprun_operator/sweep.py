@@ -6,6 +6,12 @@ altogether. Either leaves a service with the ownership marks and no object, that
 look at again. Every sweep lists the services of each place (project, region) the operator has worked in,
 and for each one whose marks name an object of this cluster that the API server says is gone, does what the
 object's deletion policy (stamped on the service) asked for. The decision rules are in ``core.orphans``.
+
+An object deleted under managementPolicy ObserveOnly or Paused left its service marked on purpose: the
+finalizer recorded it (``ledger``), and the sweep never finishes the service of a recorded owner. The record is
+read again for each such service, after the API server said its owner is gone (the finalizer records before it
+lets the object go, so that read cannot miss it); an entry goes once a listing shows its service gone or owned
+by someone else (``core.orphans.released``).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from typing import Any
 from iaprun_operator import metrics
 from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.names import ServiceRef
-from iaprun_operator.core.orphans import OrphanAction, claim
+from iaprun_operator.core.orphans import OrphanAction, claim, released
 from iaprun_operator.core.service import without_owner
+from iaprun_operator.ledger import Ledger, LedgerError
 from iaprun_operator.ports import GooglePorts
 
 log = logging.getLogger(__name__)
 Exists = Callable[[str, str], Awaitable[bool]]
+Owns = Callable[[str, str], bool]
+"""Is the object namespace/name this replica's (its shard's)?"""
 
 
 @dataclass
@@ -36,6 +45,10 @@ class SweepReport:
     abandoned: list[str] = field(default_factory=list)
     reported: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    """Services whose object was deleted under ObserveOnly or Paused (recorded in the ledger): never touched."""
+    released: list[str] = field(default_factory=list)
+    """Ledger entries removed: their service is gone, or its marks name another owner or none."""
 
 
 async def sweep(
@@ -43,15 +56,19 @@ async def sweep(
     google: GooglePorts,
     cluster_id: str,
     exists: Exists,
+    ledger: Ledger,
     *,
     namespace: str | None = None,
+    owns: Owns | None = None,
 ) -> SweepReport:
     """One pass over ``places``: one ``services.list`` each, then one write per orphan found.
 
     ``namespace``: an operator that watches one namespace claims only its objects' services (operators of
-    other namespaces may share the cluster id and the places).
+    other namespaces may share the cluster id and the places). ``owns``: a shard claims only the orphans whose
+    owner's namespace/name hash to it (``core.shards``), so each orphan is finished by exactly one shard.
     """
     report = SweepReport()
+    recorded = await _recorded(ledger)  # read before any listing: ``released`` may only use later listings
     for project, region in sorted(set(places)):
         try:
             services = await google.run.list(project, region)
@@ -63,11 +80,27 @@ async def sweep(
             found = claim(service, cluster_id)
             if found is None or (namespace is not None and found.owner.namespace != namespace):
                 continue
-            if await exists(found.owner.namespace, found.owner.name):
+            if owns is not None and not owns(found.owner.namespace, found.owner.name):
                 continue
             ref = ServiceRef(project, region, str(service.get("name", "")).rsplit("/", 1)[-1])
-            await _finish(ref, service, found.action, found.owner.readable, google, report)
+            if await exists(found.owner.namespace, found.owner.name):
+                continue
+            if await ledger.holds(found.owner.label):
+                report.left.append(ref.name)
+            else:
+                await _finish(ref, service, found.action, found.owner.readable, google, report)
+        for key in released(recorded, project, region, services, cluster_id):
+            if await ledger.forget(key, recorded[key]):
+                report.released.append(key)
     return report
+
+
+async def _recorded(ledger: Ledger) -> dict[str, str]:
+    try:
+        return await ledger.entries()
+    except LedgerError as error:  # only the pruning of entries needs this read: skip it this time
+        log.warning("Orphan sweep could not read the record of left services: %s", error)
+        return {}
 
 
 async def forever(
@@ -75,26 +108,31 @@ async def forever(
     google: GooglePorts,
     cluster_id: str,
     exists: Exists,
+    ledger: Ledger,
     *,
     interval: float,
     namespace: str | None,
+    owns: Owns | None = None,
 ) -> None:
     """Sweep every ``interval`` (jittered) until cancelled; a failed sweep is logged and the next one tries again."""
     while True:
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
         try:
-            # ``exists`` is the API server's answer for every owner: no in-process hint can go stale.
-            report = await sweep(places(), google, cluster_id, exists, namespace=namespace)
+            # ``exists`` and ``ledger`` are the API server's answers: no in-process hint can go stale or be lost.
+            report = await sweep(places(), google, cluster_id, exists, ledger, namespace=namespace, owns=owns)
         except Exception:  # the sweep must outlive any one failure
             log.exception("Orphan sweep failed")
             continue
-        if report.deleted or report.abandoned or report.reported or report.failed:
+        if report.deleted or report.abandoned or report.reported or report.failed or report.released:
             log.info(
-                "Orphan sweep: %d deleted, %d abandoned, %d reported, %d failed",
+                "Orphan sweep: %d deleted, %d abandoned, %d reported, %d failed, %d left untouched as recorded, "
+                "%d records released",
                 len(report.deleted),
                 len(report.abandoned),
                 len(report.reported),
                 len(report.failed),
+                len(report.left),
+                len(report.released),
             )
 
 

@@ -18,6 +18,7 @@ message, fails its case.
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import json
 import subprocess
 from collections.abc import Callable
@@ -45,6 +46,7 @@ def minimal(name: str = "hello") -> Manifest:
 
 def maximal(name: str = "everything") -> Manifest:
     """A manifest that sets every spec field (so a pruned or undeclared field shows up)."""
+    probe = {"initialDelaySeconds": 2, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
     return {
         "apiVersion": "iaprun.dev/v1alpha1",
         "kind": "IapRunService",
@@ -55,9 +57,21 @@ def maximal(name: str = "everything") -> Manifest:
             "serviceName": "everything-svc",
             "description": "every field set",
             "labels": {"team": "platform", "cost_center": "", "env": "dev-1"},
-            "ingress": "InternalAndCloudLoadBalancing",
+            "annotations": {"example.com/owner": "platform", "note": "free text"},
+            "ingress": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
             "launchStage": "BETA",
+            "binaryAuthorization": {"useDefault": True, "breakglassJustification": "incident 42"},
+            "customAudiences": ["https://everything.example.com"],
+            "defaultUriDisabled": False,
+            "scaling": {"minInstanceCount": 1, "maxInstanceCount": 20, "scalingMode": "AUTOMATIC"},
+            "traffic": [
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "everything-svc-v1", "percent": 90},
+                {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10, "tag": "canary"},
+            ],
             "template": {
+                "revision": "everything-svc-v2",
+                "labels": {"tier": "web"},
+                "annotations": {"example.com/build": "1234"},
                 "containers": [
                     {
                         "name": "app",
@@ -69,29 +83,83 @@ def maximal(name: str = "everything") -> Manifest:
                             {"name": "GREETING", "value": "hello"},
                             {
                                 "name": "API_KEY",
-                                "valueFrom": {"secretKeyRef": {"secret": "api-key", "version": "latest"}},
+                                "valueSource": {"secretKeyRef": {"secret": "api-key", "version": "latest"}},
                             },
                         ],
                         "ports": [{"name": "h2c", "containerPort": 8080}],
                         "resources": {
-                            "limits": {"cpu": "2", "memory": "1Gi"},
-                            "cpuIdle": True,
+                            "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+                            "cpuIdle": False,
                             "startupCpuBoost": True,
                         },
+                        "volumeMounts": [
+                            {"name": "cloudsql", "mountPath": "/cloudsql"},
+                            {"name": "config", "mountPath": "/etc/app", "subPath": "conf"},
+                        ],
+                        "startupProbe": {**probe, "tcpSocket": {"port": 8080}},
+                        "livenessProbe": {
+                            **probe,
+                            "httpGet": {
+                                "path": "/healthz",
+                                "port": 8080,
+                                "httpHeaders": [{"name": "X-Probe", "value": "1"}],
+                            },
+                        },
+                        "readinessProbe": {**probe, "grpc": {"port": 8080, "service": "health"}},
+                        "dependsOn": ["sidecar"],
+                        "baseImageUri": "us-central1-docker.pkg.dev/serverless-runtimes/google-22/runtimes/python312",
                     },
-                    {"name": "sidecar", "image": "us-docker.pkg.dev/demo-project/tools/proxy:1.2"},
+                    {
+                        "name": "sidecar",
+                        "image": "us-docker.pkg.dev/demo-project/tools/proxy:1.2",
+                        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp/scratch"}],
+                    },
                 ],
+                "volumes": [
+                    {"name": "cloudsql", "cloudSqlInstance": {"instances": ["demo-project:us-central1:db"]}},
+                    {
+                        "name": "config",
+                        "secret": {
+                            "secret": "app-config",
+                            "defaultMode": 292,
+                            "items": [{"path": "app.yaml", "version": "3", "mode": 256}],
+                        },
+                    },
+                    {"name": "scratch", "emptyDir": {"medium": "MEMORY", "sizeLimit": "256Mi"}},
+                    {
+                        "name": "assets",
+                        "gcs": {"bucket": "demo-assets", "readOnly": True, "mountOptions": ["implicit-dirs"]},
+                    },
+                    {"name": "share", "nfs": {"server": "10.0.0.2", "path": "/share", "readOnly": False}},
+                ],
+                "vpcAccess": {
+                    "egress": "PRIVATE_RANGES_ONLY",
+                    "networkInterfaces": [{"network": "default", "subnetwork": "run", "tags": ["web"]}],
+                },
                 "serviceAccount": "runtime@demo-project.iam.gserviceaccount.com",
-                "scaling": {"minInstanceCount": 1, "maxInstanceCount": 10},
+                "scaling": {"minInstanceCount": 1, "maxInstanceCount": 10, "cpuUtilization": 0.6},
                 "timeout": "3600s",
                 "maxInstanceRequestConcurrency": 80,
-                "executionEnvironment": "Gen2",
+                "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+                "encryptionKey": "projects/demo-project/locations/us-central1/keyRings/run/cryptoKeys/app",
+                "encryptionKeyRevocationAction": "SHUTDOWN",
+                "encryptionKeyShutdownDuration": "3600s",
+                "sessionAffinity": True,
+                "healthCheckDisabled": False,
+                "nodeSelector": {"accelerator": "nvidia-l4"},
+                "gpuZonalRedundancyDisabled": True,
+                "serviceMesh": {"mesh": "projects/demo-project/locations/global/meshes/mesh"},
             },
             "iap": {
                 "enabled": True,
                 "accessors": [
                     {"member": "group:devs@example.com"},
                     {"member": "user:alice@example.com", "expires": "2026-12-31T00:00:00Z"},
+                    {
+                        "member": "user:carol@example.com",
+                        "expires": "2026-12-31T00:00:00Z",
+                        "accessLevels": ["accessPolicies/123/accessLevels/corp", "accessPolicies/123/accessLevels/vpn"],
+                    },
                     {"member": "serviceAccount:ci@demo-project.iam.gserviceaccount.com"},
                     {"member": "domain:example.com"},
                     {"member": "principal://iam.googleapis.com/locations/global/workforcePools/pool/subject/bob"},
@@ -99,9 +167,32 @@ def maximal(name: str = "everything") -> Manifest:
                 ],
                 "accessorsPolicy": "Additive",
                 "publicInvokerBindings": "Report",
+                "settings": {
+                    "accessSettings": {
+                        "oauthSettings": {
+                            "clientId": "123-abc.apps.googleusercontent.com",
+                            "clientSecretSource": {"secretKeyRef": {"secret": "iap-client", "version": "3"}},
+                            "loginHint": "alice@example.com",
+                            "programmaticClients": ["456-def.apps.googleusercontent.com"],
+                        },
+                        "allowedDomainsSettings": {"enable": True, "domains": ["*.example.com"]},
+                        "reauthSettings": {"method": "LOGIN", "maxAge": "3600s", "policyType": "MINIMUM"},
+                        "corsSettings": {"allowHttpOptions": True},
+                    },
+                    "applicationSettings": {
+                        "accessDeniedPageSettings": {"accessDeniedPageUri": "https://example.com/denied"},
+                        "cookieDomain": "example.com",
+                        "attributePropagationSettings": {
+                            "enable": True,
+                            "expression": "attributes.saml_attributes.filter(a, a.name == 'team')",
+                            "outputCredentials": ["HEADER"],
+                        },
+                    },
+                },
             },
             "deletionPolicy": "Abandon",
             "adoption": "IfUnowned",
+            "managementPolicy": "ObserveOnly",
             "invokerIamDisabled": True,
         },
     }
@@ -151,6 +242,42 @@ def env(*items: dict[str, Any]) -> Callable[[Manifest], None]:
     return setting("spec.template.containers.0.env", list(items))
 
 
+def volumes(*items: dict[str, Any]) -> Callable[[Manifest], None]:
+    return setting("spec.template.volumes", list(items))
+
+
+def mounts(
+    name: str, *, path: str = "/data", volumes: list[dict[str, Any]] | None = None
+) -> Callable[[Manifest], None]:
+    """The container mounts volume ``name``; ``volumes`` (when given) are the template's volumes."""
+
+    def mutate(manifest: Manifest) -> None:
+        template = manifest["spec"]["template"]
+        template["containers"][0]["volumeMounts"] = [{"name": name, "mountPath": path}]
+        if volumes is not None:
+            template["volumes"] = volumes
+
+    return mutate
+
+
+LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+
+
+def traffic(*targets: dict[str, Any]) -> Callable[[Manifest], None]:
+    return setting("spec.traffic", list(targets))
+
+
+def ingress(name: str, *depends_on: str) -> dict[str, Any]:
+    """The container that receives requests (it declares the port), started after ``depends_on``."""
+    container: dict[str, Any] = {"name": name, "image": HELLO, "ports": [{"containerPort": 8080}]}
+    return container | ({"dependsOn": list(depends_on)} if depends_on else {})
+
+
+def sidecar(name: str, *depends_on: str) -> dict[str, Any]:
+    return {"name": name, "image": HELLO} | ({"dependsOn": list(depends_on)} if depends_on else {})
+
+
 @dataclass(frozen=True)
 class Invalid:
     """A manifest (minimal, then mutated) that the API server must reject with ``message``."""
@@ -187,7 +314,19 @@ INVALID_CREATES = [
         "set spec.serviceName",
     ),
     Invalid("ingress-unknown", setting("spec.ingress", "Public"), 'Unsupported value: "Public"'),
+    Invalid("ingress-old-spelling", setting("spec.ingress", "All"), 'Unsupported value: "All"'),
+    Invalid(
+        "ingress-unspecified",
+        setting("spec.ingress", "INGRESS_TRAFFIC_UNSPECIFIED"),
+        'Unsupported value: "INGRESS_TRAFFIC_UNSPECIFIED"',
+    ),
+    Invalid(
+        "execution-environment-old-spelling",
+        setting("spec.template.executionEnvironment", "Gen2"),
+        'Unsupported value: "Gen2"',
+    ),
     Invalid("launch-stage-unknown", setting("spec.launchStage", "DEPRECATED"), 'Unsupported value: "DEPRECATED"'),
+    Invalid("launch-stage-early-access", setting("spec.launchStage", "EARLY_ACCESS"), "Unsupported value"),
     Invalid("deletion-policy-unknown", setting("spec.deletionPolicy", "Orphan"), 'Unsupported value: "Orphan"'),
     Invalid("adoption-unknown", setting("spec.adoption", "Always"), 'Unsupported value: "Always"'),
     Invalid(
@@ -233,12 +372,22 @@ INVALID_CREATES = [
         "date-time",
     ),
     Invalid(
-        "env-value-and-value-from",
-        env({"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"secret": "s"}}}),
-        "env A must have exactly one of value or valueFrom",
+        "env-value-and-value-source",
+        env({"name": "A", "value": "x", "valueSource": {"secretKeyRef": {"secret": "s"}}}),
+        "env A takes either value or valueSource, not both",
     ),
-    Invalid("env-neither-value", env({"name": "B"}), "env B must have exactly one of value or valueFrom"),
+    Invalid(
+        "env-old-value-from-spelling",
+        env({"name": "A", "valueFrom": {"secretKeyRef": {"secret": "s"}}}),
+        'unknown field "spec.template.containers[0].env[0].valueFrom"',
+    ),
+    Invalid("env-value-source-empty", env({"name": "A", "valueSource": {}}), "secretKeyRef: Required value"),
     Invalid("env-reserved-port", env({"name": "PORT", "value": "80"}), "env name PORT is reserved by Cloud Run"),
+    Invalid(
+        "env-reserved-k-service",
+        env({"name": "K_SERVICE", "value": "x"}),
+        "env name K_SERVICE is reserved by Cloud Run",
+    ),
     Invalid(
         "env-duplicate-name",
         env({"name": "A", "value": "1"}, {"name": "A", "value": "2"}),
@@ -276,6 +425,164 @@ INVALID_CREATES = [
         "port-zero",
         containers({"image": HELLO, "ports": [{"containerPort": 0}]}),
         "should be greater than or equal to 1",
+    ),
+    Invalid(
+        "several-containers-none-with-ports",
+        containers({"name": "a", "image": HELLO}, {"name": "b", "image": HELLO}),
+        "with several containers, exactly one declares ports",
+    ),
+    Invalid(
+        "several-containers-one-unnamed",
+        containers({"image": HELLO, "ports": [{"containerPort": 8080}]}, {"name": "b", "image": HELLO}),
+        "every container needs a name when there are several",
+    ),
+    Invalid(
+        "depends-on-unknown-container",
+        containers(ingress("app", "db")),
+        "every dependsOn entry must name another container of the template",
+    ),
+    Invalid(
+        "depends-on-itself",
+        containers(ingress("app", "app"), {"name": "b", "image": HELLO}),
+        "every dependsOn entry must name another container of the template",
+    ),
+    Invalid(
+        "depends-on-cycle-of-two",
+        containers(ingress("app", "b"), sidecar("b", "app")),
+        "dependsOn has a cycle",
+    ),
+    Invalid(
+        "depends-on-cycle-of-five",
+        containers(ingress("a", "b"), sidecar("b", "c"), sidecar("c", "d"), sidecar("d", "e"), sidecar("e", "a")),
+        "dependsOn has a cycle",
+    ),
+    Invalid(
+        "volume-names-not-unique",
+        volumes({"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}),
+        "volume names must be unique",
+    ),
+    Invalid(
+        "volume-with-two-sources",
+        volumes({"name": "v", "emptyDir": {}, "secret": {"secret": "s"}}),
+        "volume v takes exactly one of secret, cloudSqlInstance, emptyDir, nfs, gcs or filestore",
+    ),
+    Invalid(
+        "volume-without-source",
+        volumes({"name": "v"}),
+        "volume v takes exactly one of",
+    ),
+    Invalid(
+        "volume-mount-names-no-volume",
+        mounts("data", volumes=[{"name": "other", "emptyDir": {}}]),
+        "every volumeMounts[].name must name a volume declared in template.volumes",
+    ),
+    Invalid(
+        "volume-mount-without-volumes",
+        mounts("data"),
+        "every volumeMounts[].name must name a volume declared in template.volumes",
+    ),
+    Invalid(
+        "volume-mount-path-with-colon",
+        mounts("data", path="/data:rw", volumes=[{"name": "data", "emptyDir": {}}]),
+        "mountPath /data:rw must not contain a colon",
+    ),
+    Invalid(
+        "cloud-sql-instance-not-a-connection-name",
+        volumes({"name": "sql", "cloudSqlInstance": {"instances": ["my-instance"]}}),
+        "Cloud SQL instance my-instance is not a connection name",
+    ),
+    Invalid(
+        "probe-with-two-actions",
+        setting("spec.template.containers.0.startupProbe", {"tcpSocket": {"port": 8080}, "httpGet": {"path": "/"}}),
+        "a probe takes exactly one of httpGet, tcpSocket or grpc",
+    ),
+    Invalid(
+        "probe-timeout-above-period",
+        setting("spec.template.containers.0.livenessProbe", {"tcpSocket": {}, "timeoutSeconds": 5, "periodSeconds": 2}),
+        "a probe's timeoutSeconds must not exceed its periodSeconds",
+    ),
+    Invalid(
+        "startup-probe-period-above-240",
+        setting("spec.template.containers.0.startupProbe", {"tcpSocket": {}, "periodSeconds": 300}),
+        "should be less than or equal to 240",
+    ),
+    Invalid(
+        "limits-unknown-key",
+        setting("spec.template.containers.0.resources", {"limits": {"disk": "1Gi"}}),
+        "resources.limits takes only cpu, memory and nvidia.com/gpu",
+    ),
+    Invalid(
+        "limits-cpu-not-a-quantity",
+        setting("spec.template.containers.0.resources", {"limits": {"cpu": "lots"}}),
+        "resources.limits.cpu must be a CPU quantity",
+    ),
+    Invalid(
+        "vpc-connector-and-direct-egress",
+        setting(
+            "spec.template.vpcAccess",
+            {"connector": "projects/p/locations/r/connectors/c", "networkInterfaces": [{"network": "default"}]},
+        ),
+        "vpcAccess takes either a connector or networkInterfaces",
+    ),
+    Invalid(
+        "vpc-network-interface-empty",
+        setting("spec.template.vpcAccess", {"networkInterfaces": [{"tags": ["a"]}]}),
+        "a network interface names its network or its subnetwork",
+    ),
+    Invalid(
+        "system-annotation-on-the-service",
+        setting("spec.annotations", {"run.googleapis.com/ingress": "all"}),
+        "annotation run.googleapis.com/ingress is a system annotation",
+    ),
+    Invalid(
+        "system-annotation-on-the-template",
+        setting("spec.template.annotations", {"autoscaling.knative.dev/maxScale": "3"}),
+        "annotation autoscaling.knative.dev/maxScale is a system annotation",
+    ),
+    Invalid(
+        "reserved-annotation",
+        setting("spec.annotations", {"iaprun.dev/owner": "me"}),
+        "annotation keys iaprun.dev/* are reserved",
+    ),
+    Invalid(
+        "template-label-reserved-key",
+        setting("spec.template.labels", {"iaprun-owner": "abc"}),
+        "label keys starting with iaprun are reserved",
+    ),
+    Invalid(
+        "traffic-not-summing-to-100",
+        traffic({"type": LATEST, "percent": 60}, {"type": REVISION, "revision": "hello-v1", "percent": 30}),
+        "traffic percents must sum to 100",
+    ),
+    Invalid(
+        "traffic-tags-not-unique",
+        traffic({"type": LATEST, "percent": 100, "tag": "a"}, {"type": REVISION, "revision": "hello-v1", "tag": "a"}),
+        "traffic tags must be unique",
+    ),
+    Invalid(
+        "traffic-revision-type-without-revision",
+        traffic({"type": REVISION, "percent": 100}),
+        "names its revision",
+    ),
+    Invalid(
+        "traffic-percent-above-100",
+        traffic({"type": LATEST, "percent": 101}),
+        "should be less than or equal to 100",
+    ),
+    Invalid(
+        "service-scaling-min-above-max",
+        setting("spec.scaling", {"minInstanceCount": 5, "maxInstanceCount": 2}),
+        "scaling.minInstanceCount must not exceed scaling.maxInstanceCount",
+    ),
+    Invalid(
+        "manual-instance-count-without-manual-mode",
+        setting("spec.scaling", {"manualInstanceCount": 2}),
+        "scaling.manualInstanceCount needs scalingMode MANUAL",
+    ),
+    Invalid(
+        "encryption-key-not-a-key-name",
+        setting("spec.template.encryptionKey", "my-key"),
+        "encryptionKey my-key is not projects/",
     ),
     Invalid(
         "scaling-min-above-max",
@@ -438,7 +745,7 @@ def test_minimal_manifest_gets_schema_defaults(apply: Apply, kubectl: Any, names
     result = apply(minimal())
     assert result.returncode == 0, result.stderr
     spec = get(kubectl, namespace, "hello")["spec"]
-    assert spec["ingress"] == "All"
+    assert spec["ingress"] == "INGRESS_TRAFFIC_ALL"
     assert spec["iap"] == {
         "enabled": True,
         "accessorsPolicy": "Authoritative",
@@ -562,7 +869,8 @@ def test_status_condition_shape_is_enforced(apply: Apply, kubectl: Any, namespac
 
 
 def test_printer_columns(apply: Apply, kubectl: Any, namespace: str) -> None:
-    """`kubectl get irs` shows Ready, Reason, URL and Age; `-o wide` adds Service and Region."""
+    """`kubectl get irs` shows Ready, Reason, URL and Age; `-o wide` adds Service, Region, and how programs reach
+    the service through IAP (Audience, Managed-Client)."""
     assert apply(minimal()).returncode == 0
     assert patch_status(kubectl, namespace, "hello", FULL_STATUS).returncode == 0
     narrow = kubectl("get", "irs", "-n", namespace)
@@ -572,8 +880,18 @@ def test_printer_columns(apply: Apply, kubectl: Any, namespace: str) -> None:
     assert row.split()[:4] == ["hello", "True", "UpToDate", FULL_STATUS["url"]]
     wide = kubectl("get", "irs", "-n", namespace, "-o", "wide")
     header, row = wide.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "READY", "REASON", "URL", "AGE", "SERVICE", "REGION"]
-    assert row.split()[-2:] == ["hello", "asia-northeast1"]
+    assert header.split() == [
+        "NAME",
+        "READY",
+        "REASON",
+        "URL",
+        "AGE",
+        "SERVICE",
+        "REGION",
+        "AUDIENCE",
+        "MANAGED-CLIENT",
+    ]
+    assert row.split()[5:] == ["hello", "asia-northeast1"]  # no status.access yet: the new columns are blank
 
 
 @pytest.mark.parametrize("category", ["iaprun", "gcp"])
@@ -589,7 +907,7 @@ def test_categories_list_the_kind(category: str, apply: Apply, kubectl: Any, nam
     ("path", "phrase"),
     [
         ("iaprunservice", "protected by Identity-Aware Proxy"),
-        ("iaprunservice.spec.template.containers.env", "exactly one of value or valueFrom"),
+        ("iaprunservice.spec.template.containers.env.name", "are set by Cloud Run and cannot be declared"),
         ("iaprunservice.spec.iap.accessors.member", "Never allUsers or allAuthenticatedUsers"),
         ("iaprunservice.spec.iap.accessorsPolicy", "Authoritative"),
         ("iaprunservice.status.iap.foreignMembers", "never"),
@@ -600,3 +918,117 @@ def test_explain_shows_descriptions(path: str, phrase: str, iaprun_crd: str, kub
     result = kubectl("explain", path)
     assert result.returncode == 0, result.stderr
     assert phrase in " ".join(result.stdout.split())
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A manifest (minimal, then mutated) that the API server must admit: each rule's good side."""
+
+    id: str
+    mutate: Callable[[Manifest], None]
+
+
+def _all(*mutations: Callable[[Manifest], None]) -> Callable[[Manifest], None]:
+    def mutate(manifest: Manifest) -> None:
+        for mutation in mutations:
+            mutation(manifest)
+
+    return mutate
+
+
+VALID_CREATES = [
+    Valid(
+        "depends-on-chain-of-ten",
+        containers(ingress("c0", "c1"), *(sidecar(f"c{i}", f"c{i + 1}") for i in range(1, 9)), sidecar("c9")),
+    ),
+    Valid(
+        "depends-on-diamond",
+        containers(ingress("app", "b", "c"), sidecar("b", "d"), sidecar("c", "d"), sidecar("d")),
+    ),
+    Valid("one-unnamed-container-without-ports", containers({"image": HELLO})),
+    Valid("env-name-only", env({"name": "EMPTY"})),
+    Valid(
+        "canary-with-a-tag-only-target",
+        traffic(
+            {"type": REVISION, "revision": "hello-00001-abc", "percent": 90},
+            {"type": LATEST, "percent": 10, "tag": "canary"},
+            {"type": REVISION, "revision": "hello-00000-old", "tag": "previous"},
+        ),
+    ),
+    Valid(
+        "cloud-sql-and-secret-volumes",
+        _all(
+            volumes(
+                {"name": "cloudsql", "cloudSqlInstance": {"instances": ["demo-project:asia-northeast1:db"]}},
+                {"name": "creds", "secret": {"secret": "db-creds", "items": [{"path": "pw", "version": "latest"}]}},
+            ),
+            setting(
+                "spec.template.containers.0.volumeMounts",
+                [{"name": "cloudsql", "mountPath": "/cloudsql"}, {"name": "creds", "mountPath": "/secrets"}],
+            ),
+        ),
+    ),
+    Valid(
+        "direct-vpc-egress-private-ranges",
+        setting(
+            "spec.template.vpcAccess",
+            {
+                "egress": "PRIVATE_RANGES_ONLY",
+                "networkInterfaces": [{"subnetwork": "projects/p/regions/r/subnetworks/s"}],
+            },
+        ),
+    ),
+    Valid(
+        "vpc-connector-all-traffic",
+        setting(
+            "spec.template.vpcAccess",
+            {"connector": "projects/demo-project/locations/asia-northeast1/connectors/c", "egress": "ALL_TRAFFIC"},
+        ),
+    ),
+    Valid(
+        "gpu",
+        _all(
+            setting("spec.template.nodeSelector", {"accelerator": "nvidia-l4"}),
+            setting(
+                "spec.template.containers.0.resources",
+                {"limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}, "cpuIdle": False},
+            ),
+        ),
+    ),
+    Valid("manual-scaling", setting("spec.scaling", {"scalingMode": "MANUAL", "manualInstanceCount": 3})),
+    Valid("user-annotations", setting("spec.template.annotations", {"example.com/team": "a", "plain": "b"})),
+]
+
+
+@pytest.mark.parametrize("case", VALID_CREATES, ids=lambda case: case.id)
+def test_valid_create_is_admitted(case: Valid, apply: Apply) -> None:
+    """What Cloud Run v2 accepts passes admission: the rules refuse only their own bad cases."""
+    manifest = minimal()
+    case.mutate(manifest)
+    result = apply(manifest)
+    assert result.returncode == 0, f"{case.id} was refused:\n{result.stderr}"
+
+
+def _google_description(schema: str, field: str) -> str:
+    text = importlib.resources.files("googleapiclient").joinpath("discovery_cache/documents/run.v2.json").read_text()
+    description: str = json.loads(text)["schemas"][schema]["properties"][field]["description"]
+    return " ".join(description.split())
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "field"),
+    [
+        ("iaprunservices.spec.template.vpcAccess", "GoogleCloudRunV2RevisionTemplate", "vpcAccess"),
+        ("iaprunservices.spec.template.vpcAccess.egress", "GoogleCloudRunV2VpcAccess", "egress"),
+        ("iaprunservices.spec.template.volumes.cloudSqlInstance", "GoogleCloudRunV2Volume", "cloudSqlInstance"),
+        ("iaprunservices.spec.template.containers.startupProbe", "GoogleCloudRunV2Container", "startupProbe"),
+        ("iaprunservices.spec.template.containers.dependsOn", "GoogleCloudRunV2Container", "dependsOn"),
+        ("iaprunservices.spec.traffic.tag", "GoogleCloudRunV2TrafficTarget", "tag"),
+        ("iaprunservices.spec.customAudiences", "GoogleCloudRunV2Service", "customAudiences"),
+    ],
+)
+def test_explain_prints_googles_description(path: str, schema: str, field: str, iaprun_crd: str, kubectl: Any) -> None:
+    """`kubectl explain` on a Cloud Run field prints Google's own text (from the run.v2 discovery document)."""
+    result = kubectl("explain", path)
+    assert result.returncode == 0, result.stderr
+    assert _google_description(schema, field) in " ".join(result.stdout.split())

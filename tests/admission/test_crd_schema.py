@@ -66,15 +66,25 @@ def test_spec_prunes_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("path", "default", "enum"),
     [
-        ("spec.ingress", "All", ["All", "InternalOnly", "InternalAndCloudLoadBalancing"]),
+        (
+            "spec.ingress",
+            "INGRESS_TRAFFIC_ALL",
+            [
+                "INGRESS_TRAFFIC_ALL",
+                "INGRESS_TRAFFIC_INTERNAL_ONLY",
+                "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+                "INGRESS_TRAFFIC_NONE",
+            ],
+        ),
         ("spec.invokerIamDisabled", False, None),
         ("spec.iap.enabled", True, None),
         ("spec.iap.accessorsPolicy", "Authoritative", ["Authoritative", "Additive"]),
         ("spec.iap.publicInvokerBindings", "Remove", ["Remove", "Report"]),
         ("spec.deletionPolicy", "Delete", ["Delete", "Abandon"]),
         ("spec.adoption", "Never", ["Never", "IfUnowned"]),
-        ("spec.launchStage", None, ["GA", "BETA", "ALPHA"]),
-        ("spec.template.executionEnvironment", None, ["Gen1", "Gen2"]),
+        ("spec.launchStage", None, ["ALPHA", "BETA", "GA"]),
+        ("spec.template.executionEnvironment", None, ["EXECUTION_ENVIRONMENT_GEN1", "EXECUTION_ENVIRONMENT_GEN2"]),
+        ("spec.template.vpcAccess.egress", None, ["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"]),
     ],
 )
 def test_defaults_and_enums_match_the_api_notes(path: str, default: Any, enum: list[str] | None) -> None:

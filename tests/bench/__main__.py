@@ -15,8 +15,11 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--scale-out", type=int, default=d.scale_out, help="objects in scale-out/reaction/steady")
     p.add_argument("--quota-bound", type=int, default=d.quota_bound, help="objects in the quota-bound run")
+    p.add_argument("--failover", type=int, default=d.failover, help="objects in the failover run")
+    p.add_argument("--failover-lease", type=float, default=d.failover_lease, help="Lease duration (s) in failover")
     p.add_argument("--reaction-changes", type=int, default=d.reaction_changes)
     p.add_argument("--steady-passes", type=int, default=d.steady_passes)
+    p.add_argument("--all-fields", type=int, default=d.all_fields, help="steady objects with every field set")
     p.add_argument("--latency", type=float, default=d.latency, help="seconds added to every Google call")
     p.add_argument("--operation-delay", type=float, default=d.operation_delay, help="seconds per Cloud Run operation")
     p.add_argument("--quota", type=int, default=d.quota_per_minute, help="Cloud Run writes per minute (quota-bound)")
@@ -42,8 +45,11 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     sizes = Sizes(
         scale_out=a.scale_out,
         quota_bound=a.quota_bound,
+        failover=a.failover,
+        failover_lease=a.failover_lease,
         reaction_changes=a.reaction_changes,
         steady_passes=a.steady_passes,
+        all_fields=a.all_fields,
         latency=a.latency,
         operation_delay=a.operation_delay,
         quota_per_minute=a.quota,

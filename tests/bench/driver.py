@@ -12,10 +12,15 @@ Scenarios (issue 9; sizes are parameters, see ``Sizes``):
 - ``steady``: the operator restarted over the converged objects with a short drift interval; after
   its resume pass and ``steady_passes`` drift passes per object, the Google writes (must be 0) and reads
   per object per pass, from the emulator's request log (a pass is one read of the service's IAM policy).
+  Its "all fields" variant: ``all_fields`` more objects with every Cloud Run v2 field set (``full_manifest``:
+  volumes, VPC, probes, sidecar, traffic with a tag, scaling, annotations, ...) converge beside them first; their
+  writes are reported apart (must be 0 too).
 - ``size-sweep``: the scale-out at several fleet sizes on one replica; CPU per object and peak RSS against the
   size, drawn into a PNG (``Sizes.plot``).
-- ``sharded-10k``: the scale-out over ``shards`` operator processes (``IAPRUN_SHARD_INDEX``/``IAPRUN_SHARD_COUNT``),
-  then a steady pass; skipped, saying why, when the operator under test has no sharding.
+- ``sharded-10k``: the scale-out over ``shards`` operator processes (``IAPRUN_SHARDS``/``IAPRUN_SHARD``,
+  one replica per shard with its Lease, as ``testworld.operator_process.ShardReplicas`` starts them; shard 0
+  labels the new objects), then a steady pass.
+- ``failover``: two replicas of one shard; the active one killed mid-rollout (tests/bench/failover.py).
 
 Convergence is detected from a Kubernetes watch (Ready at the current generation) and the emulator's
 request log; nothing waits on a fixed sleep. The operator's CPU time and peak RSS come from
@@ -46,12 +51,18 @@ from typing import Any
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
 from testworld.cluster import ControlPlane
-from testworld.operator_process import REPO, OperatorProcess, open_rule, wait_for
+from testworld.operator_process import REPO, OperatorProcess, ShardReplicas, open_rule, wait_for
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 PROJECT, REGION = "demo-project", "asia-northeast1"
 IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
 UNLIMITED = "1000000"  # operator-side buckets when the scenario has no quota
+PRODUCTION_LEASE = {
+    "IAPRUN_LEASE_DURATION_SECONDS": "15",
+    "IAPRUN_LEASE_RENEW_DEADLINE_SECONDS": "10",
+    "IAPRUN_LEASE_RETRY_SECONDS": "2",
+}
+"""The operator's Lease timings (ShardReplicas' short test ones would fence a replica a loaded machine stalls)."""
 UNLIMITED_ENV = {f"IAPRUN_QUOTA_{k}_PER_MINUTE": UNLIMITED for k in ("RUN_WRITES", "RUN_READS", "IAP", "CRM")}
 PASS_READ = "run.services.getIamPolicy"
 """The one call every resume and drift pass makes exactly once per object: what counts passes."""
@@ -80,13 +91,25 @@ FIELDS = (
     "ratio",
     "google_calls_per_object_create",
     "steady_writes",
+    "steady_writes_all_fields",
     "steady_reads_per_object_per_pass",
     "reaction_p50_seconds",
     "quota_429s",
     "operator_peak_rss_mb",
     "operator_cpu_seconds_per_object",
+    "failover_seconds",
+    "violations",
 )
-SCENARIOS = ("quota-bound", "quota-bound-default", "scale-out", "reaction", "steady", "size-sweep", "sharded-10k")
+SCENARIOS = (
+    "quota-bound",
+    "quota-bound-default",
+    "scale-out",
+    "reaction",
+    "steady",
+    "size-sweep",
+    "sharded-10k",
+    "failover",
+)
 GOOGLE_DEFAULT_RUN_WRITES = 60
 """Cloud Run Admin API writes per minute per region: Google's default quota."""
 _SERVICE = re.compile(r"/services/([a-z0-9-]+)")
@@ -111,6 +134,8 @@ class Sizes:
     idle_window: float = 10.0
     """Seconds over which the idle operator's CPU is sampled (reaction scenario, before the changes)."""
     accessors: int = 2
+    all_fields: int = 50
+    """Objects with every Cloud Run field set, converged before the steady state (its "all fields" variant)."""
     create_threads: int = 8
     timeout: float = 1800.0
     """Bound on any single wait (a failure, not a measurement)."""
@@ -124,6 +149,10 @@ class Sizes:
     shards: int = 4
     sharded_drift_interval: float = 120.0
     """Drift interval of the sharded steady pass (seconds; one pass per object is counted)."""
+    failover: int = 100
+    """Objects rolled out while the active replica is killed (``failover``, tests/bench/failover.py)."""
+    failover_lease: float = 15.0
+    """Lease duration of the failover scenario's replicas (the operator's default; 3 or less: the tests' timings)."""
     scenarios: tuple[str, ...] = SCENARIOS
     operator_src: str = ""
     """Another operator source tree to measure (its ``iaprun_operator`` parent directory), for A/B runs."""
@@ -401,26 +430,6 @@ def manifest(name: str, accessors: int) -> dict[str, Any]:
     }
 
 
-def shard_env(index: int, count: int) -> dict[str, str]:
-    """The environment of one shard's operator (nothing when unsharded): the interface the sharding offers."""
-    return {"IAPRUN_SHARD_INDEX": str(index), "IAPRUN_SHARD_COUNT": str(count)} if count else {}
-
-
-def sharding_missing(operator_src: Path) -> str:
-    """Why the operator under ``operator_src`` cannot be sharded ("" : it can)."""
-    settings = operator_src / "iaprun_operator" / "settings.py"
-    try:
-        text = settings.read_text()
-    except OSError as error:
-        return f"cannot read {settings}: {error}"
-    if "IAPRUN_SHARD_COUNT" not in text:
-        return (
-            f"the operator under test ({operator_src}) has no sharding (no IAPRUN_SHARD_COUNT setting); "
-            "run it against a tree that has: python -m bench --scenarios sharded-10k --operator-src DIR/operator"
-        )
-    return ""
-
-
 def plot_sweep(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Peak RSS and CPU per object created against fleet size (one replica), as a PNG."""
     import matplotlib
@@ -450,6 +459,62 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def full_manifest(name: str, accessors: int) -> dict[str, Any]:
+    """An object with every Cloud Run v2 field a production service declares (issue #14)."""
+    body = manifest(name, accessors)
+    spec = body["spec"]
+    spec.update(
+        description="every field set",
+        labels={"team": "bench"},
+        annotations={"bench.example/owner": "bench"},
+        ingress="INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        launchStage="BETA",
+        scaling={"minInstanceCount": 0},
+        customAudiences=[f"https://{name}.example.com"],
+        defaultUriDisabled=False,
+        binaryAuthorization={"useDefault": True},
+        traffic=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "live"}],
+    )
+    spec["template"] = {
+        "labels": {"tier": "web"},
+        "annotations": {"bench.example/build": "1"},
+        "serviceAccount": f"{name}@{PROJECT}.iam.gserviceaccount.com",
+        "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2",
+        "timeout": "60s",
+        "sessionAffinity": True,
+        "maxInstanceRequestConcurrency": 40,
+        "scaling": {"minInstanceCount": 0, "maxInstanceCount": 5},
+        "vpcAccess": {"egress": "PRIVATE_RANGES_ONLY", "networkInterfaces": [{"network": "default"}]},
+        "volumes": [
+            {"name": "db", "cloudSqlInstance": {"instances": [f"{PROJECT}:{REGION}:db"]}},
+            {"name": "cfg", "secret": {"secret": "cfg", "items": [{"path": "c.yaml", "version": "latest"}]}},
+            {"name": "tmp", "emptyDir": {"medium": "MEMORY", "sizeLimit": "64Mi"}},
+        ],
+        "containers": [
+            {
+                "name": "app",
+                "image": IMAGE,
+                "ports": [{"containerPort": 8080}],
+                "env": [
+                    {"name": "MODE", "value": "bench"},
+                    {"name": "KEY", "valueSource": {"secretKeyRef": {"secret": "k"}}},
+                ],
+                "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "cpuIdle": False, "startupCpuBoost": True},
+                "volumeMounts": [{"name": "db", "mountPath": "/cloudsql"}, {"name": "cfg", "mountPath": "/etc/cfg"}],
+                "startupProbe": {"httpGet": {"path": "/ready"}, "periodSeconds": 2},
+                "livenessProbe": {"httpGet": {"path": "/healthz"}},
+            },
+            {
+                "name": "side",
+                "image": IMAGE,
+                "dependsOn": ["app"],
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            },
+        ],
+    }
+    return body
 
 
 def empty_row(scenario: str, n: int) -> dict[str, Any]:
@@ -528,6 +593,14 @@ class Bench:
             self.admin.set_quota("run.googleapis.com", write=quota)
 
     def operator(self, namespace: str, **env: str) -> tuple[OperatorProcess, ProcMeter]:
+        return self.replica(namespace, None, env)
+
+    def replica(
+        self, namespace: str, shard: tuple[int, int] | None, env: Mapping[str, str]
+    ) -> tuple[OperatorProcess, ProcMeter]:
+        """One operator process; with ``shard`` (index, count), that shard's one replica, started as
+        ``ShardReplicas`` starts it (``IAPRUN_SHARDS``/``IAPRUN_SHARD``, its Lease in ``namespace``) and up once it
+        holds the Lease."""
         settings = {
             "IAPRUN_WATCH_NAMESPACE": namespace,
             "IAPRUN_TIMER_TICK_SECONDS": str(self.sizes.timer_tick),
@@ -538,12 +611,25 @@ class Bench:
             **({"PYTHONPATH": self.sizes.operator_src} if self.sizes.operator_src else {}),
             **env,
         }
-        proc = OperatorProcess(
-            kubeconfig=str(self.w.plane.kubeconfig),
-            google_endpoint=self.w.emulator.base_url,
-            log_dir=self.w.log_dir,
-            env=settings,
-        ).start()
+        if shard is None:
+            proc = OperatorProcess(
+                kubeconfig=str(self.w.plane.kubeconfig),
+                google_endpoint=self.w.emulator.base_url,
+                log_dir=self.w.log_dir,
+                env=settings,
+            ).start()
+        else:
+            group = ShardReplicas(
+                kubeconfig=str(self.w.plane.kubeconfig),
+                google_endpoint=self.w.emulator.base_url,
+                log_dir=self.w.log_dir,
+                lease_namespace=namespace,
+                replicas=1,
+                shard=shard[0],
+                shards=shard[1],
+                env={**PRODUCTION_LEASE, **settings},
+            ).start()
+            (proc,) = group.members.values()
         assert proc.proc is not None
         return proc, ProcMeter(proc.proc.pid)
 
@@ -684,10 +770,11 @@ class Bench:
             )
             if reaction:
                 rows.append(self.reaction(ns, names, meter))
+            full = self.add_full_objects(ns) if steady else []
         finally:
             proc.stop()
         if steady:
-            rows.append(self.steady_state(ns, names, UNLIMITED_ENV))
+            rows.append(self.steady_state(ns, names, UNLIMITED_ENV, full=full))
         return rows
 
     def size_sweep(self, done: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -708,10 +795,6 @@ class Bench:
         and peak RSS, Google calls per object; then the replicas restarted on a short drift for one steady pass."""
         n, count = self.sizes.sharded, self.sizes.shards
         row = empty_row("sharded-10k", n) | {"shards": count}
-        missing = sharding_missing(Path(self.sizes.operator_src) if self.sizes.operator_src else REPO / "operator")
-        if missing:
-            say(f"sharded-10k: skipped: {missing}")
-            return row | {"skipped": missing}
         ns = self.namespace("bench-shard")
         say(f"sharded-10k: {n} objects over {count} shards")
         self.emulator_for(quota=None)
@@ -722,7 +805,7 @@ class Bench:
             seq0 = self.admin.last_seq()
             self.w.kube.create(ns, [manifest(x, self.sizes.accessors) for x in names], self.sizes.create_threads)
             started = time.time()
-            procs = [self.operator(ns, **UNLIMITED_ENV, **shard_env(i, count)) for i in range(count)]
+            procs = [self.replica(ns, (i, count), UNLIMITED_ENV) for i in range(count)]
             finished = watcher.wait_ready(names, timeout=self.sizes.timeout)
             say(f"sharded-10k: all Ready after {finished - started:.1f}s")
             cpus = [meter.cpu_seconds() for _, meter in procs]
@@ -746,6 +829,20 @@ class Bench:
             "steady_writes": steady["steady_writes"],
             "steady_reads_per_object_per_pass": steady["steady_reads_per_object_per_pass"],
         }
+
+    def add_full_objects(self, namespace: str) -> list[str]:
+        """The steady state's "all fields" objects, created and Ready under the running operator."""
+        names = [f"f-{i:04d}" for i in range(self.sizes.all_fields)]
+        if not names:
+            return names
+        watcher = ReadyWatcher(self.w.kube, namespace)
+        try:
+            self.w.kube.create(namespace, [full_manifest(n, self.sizes.accessors) for n in names], 4)
+            watcher.wait_ready(names, timeout=self.sizes.timeout)
+        finally:
+            watcher.stop()
+        say(f"{len(names)} objects with every field set are Ready")
+        return names
 
     def _patches_above(self, before: int) -> bool:
         return self.admin.counts().get("run.services.patch", 0) > before
@@ -814,18 +911,22 @@ class Bench:
         shards: int = 0,
         drift_interval: float | None = None,
         passes: int | None = None,
+        full: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Fresh operators (one, or ``shards``) over converged objects: their resume pass, then drift passes; count
         calls. A pass is one read of the service's IAM policy (every resume and drift pass makes exactly one;
-        the service itself may come from a regional listing)."""
+        the service itself may come from a regional listing). ``full``: the objects with every field set, counted
+        in the totals and their writes reported apart too."""
         passes = self.sizes.steady_passes if passes is None else passes
+        names = [*names, *full]
         interval = self.sizes.drift_interval if drift_interval is None else drift_interval
         row = empty_row("steady", len(names))
         say(f"steady: operator restarted, drift every {interval}s, {passes} passes")
         self.wait_quiet(1.0)
         seq0 = self.admin.last_seq()
         drift = {"IAPRUN_DRIFT_INTERVAL_SECONDS": str(interval), **dict(env)}
-        procs = [self.operator(namespace, **drift, **shard_env(i, shards)) for i in range(max(1, shards))]
+        members = [(i, shards) for i in range(shards)] if shards else [None]
+        procs = [self.replica(namespace, k, drift) for k in members]
         try:
             cpu0 = [meter.cpu_seconds() for _, meter in procs]
             started = time.time()
@@ -857,6 +958,8 @@ class Bench:
         service_reads = sum(1 for e in log if e["method"] in ("run.services.get", "run.services.list"))
         row.update(
             steady_writes=writes,
+            steady_writes_all_fields=sum(1 for e in log if e["method"] in WRITES and service_of(e) in set(full)),
+            all_fields_objects=len(full),
             steady_reads=reads,
             steady_passes_observed=observed,
             steady_reads_per_object_per_pass=round(reads / max(1, observed), 3),
@@ -883,6 +986,10 @@ class Bench:
             rows.extend(self.size_sweep(rows))
         if "sharded-10k" in chosen:
             rows.append(self.sharded())
+        if "failover" in chosen:
+            from bench.failover import failover
+
+            rows.append(failover(self))
         return rows
 
 
@@ -898,11 +1005,14 @@ _COLUMNS = (
     ("google_calls_per_object_create", "calls/obj", "{:.2f}"),
     ("polls_per_object_create", "polls/obj", "{:.2f}"),
     ("steady_writes", "steady W", "{}"),
+    ("steady_writes_all_fields", "W all fields", "{}"),
     ("steady_reads_per_object_per_pass", "R/obj/pass", "{:.2f}"),
     ("reaction_p50_seconds", "react p50 s", "{:.3f}"),
     ("quota_429s", "429s", "{}"),
     ("operator_peak_rss_mb", "RSS MB", "{:.0f}"),
     ("operator_cpu_seconds_per_object", "CPU ms/obj", "{}"),
+    ("failover_seconds", "failover s", "{:.1f}"),
+    ("violations", "violations", "{}"),
 )
 
 

@@ -1,7 +1,8 @@
 """The benchmark at tiny sizes: every scenario runs and the results file has its fields.
 
 A smoke test only: timings are the benchmark's business (``make bench``), never a test's. The one
-behavioural assertion is the steady state's: a drift pass over converged objects writes nothing.
+behavioural assertion is the steady state's: a drift pass over converged objects writes nothing, those with
+every Cloud Run field set included.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SMOKE = Sizes(
     quota_bound=5,
     reaction_changes=2,
     steady_passes=3,
+    all_fields=2,
     latency=0.01,
     operation_delay=0.3,
     drift_interval=1.0,
@@ -32,6 +34,8 @@ SMOKE = Sizes(
     sweep=(3, 6),
     sharded=6,
     shards=2,
+    failover=6,
+    failover_lease=3.0,
 )
 
 
@@ -53,4 +57,12 @@ def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane,
     assert rows["scale-out"]["google_calls_per_object_create"] > 0
     assert rows["reaction"]["reaction_p50_seconds"] is not None
     assert rows["steady"]["steady_writes"] == 0
+    assert rows["steady"]["all_fields_objects"] == 2
+    assert rows["steady"]["steady_writes_all_fields"] == 0
     assert rows["steady"]["steady_reads_per_object_per_pass"] > 0
+    assert rows["failover"]["failover_seconds"] is not None
+    assert rows["failover"]["violations"] == 0
+    sharded = rows["sharded-10k"]
+    assert "skipped" not in sharded
+    assert len(sharded["per_shard_peak_rss_mb"]) == sharded["shards"] == 2
+    assert sharded["steady_writes"] == 0

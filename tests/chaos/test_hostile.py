@@ -196,7 +196,7 @@ MUTATIONS: dict[str, st.SearchStrategy[Any]] = {
         st.sampled_from(["a", "", "UPPER", "x" * 70, "ok-1"]),
         max_size=3,
     ),
-    "ingress": st.sampled_from(["All", "InternalOnly", "Public", ""]),
+    "ingress": st.sampled_from(["INGRESS_TRAFFIC_ALL", "INGRESS_TRAFFIC_INTERNAL_ONLY", "All", "Public", ""]),
     "launchStage": st.sampled_from(["GA", "BETA", "ALPHA", "DEPRECATED", ""]),
 }
 

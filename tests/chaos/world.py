@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos import invariants
 from gcpemu.admin import AdminClient
 from integration.harness import OPERATOR_ACCOUNT, OperatorProcess, open_rule, wait_for
+from testworld import invariants
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
+from testworld.operator_process import ShardReplicas
 
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 CLUSTER_ID = "chaos-cluster"
@@ -101,6 +102,29 @@ class ChaosWorld:
 
     def start_operator(self, **env: str) -> OperatorProcess:
         """Start (another) operator process; env adds to the chaos defaults."""
+        proc = OperatorProcess(
+            kubeconfig=str(self.control_plane.kubeconfig),
+            google_endpoint=self.emulator_url,
+            log_dir=self.log_dir,
+            env=self._env(env),
+        )
+        self.operators.append(proc)
+        return proc.start()
+
+    def start_replicas(self, count: int = 2, **env: str) -> ShardReplicas:
+        """``count`` replicas of the operator electing their active one with a Lease in the world's namespace."""
+        replicas = ShardReplicas(
+            kubeconfig=str(self.control_plane.kubeconfig),
+            google_endpoint=self.emulator_url,
+            log_dir=self.log_dir,
+            lease_namespace=self.namespaces[0],
+            replicas=count,
+            env=self._env(env),
+        )
+        self.operators.extend(replicas.members.values())
+        return replicas.start()
+
+    def _env(self, env: Mapping[str, str]) -> dict[str, str]:
         merged = {
             "IAPRUN_CLUSTER_ID": CLUSTER_ID,
             "IAPRUN_DEFAULT_PROJECT": DEFAULT_PROJECT,
@@ -116,14 +140,7 @@ class ChaosWorld:
             **env,
         }
         self.operator_env = {k: v for k, v in merged.items() if k not in ("IAPRUN_CLUSTER_ID",)}
-        proc = OperatorProcess(
-            kubeconfig=str(self.control_plane.kubeconfig),
-            google_endpoint=self.emulator_url,
-            log_dir=self.log_dir,
-            env=merged,
-        )
-        self.operators.append(proc)
-        return proc.start()
+        return merged
 
     def kill_operator(self) -> None:
         """SIGKILL the running operator (no cleanup, no finalizer work, like an OOM kill)."""

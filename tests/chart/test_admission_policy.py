@@ -115,14 +115,17 @@ def team_a(name: str = "a-web") -> Manifest:
                         "name": "app",
                         "image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1",
                         "env": [
-                            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"secret": "api-key"}}},
+                            {"name": "API_KEY", "valueSource": {"secretKeyRef": {"secret": "api-key"}}},
                             {
                                 "name": "DB",
-                                "valueFrom": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
+                                "valueSource": {"secretKeyRef": {"secret": "projects/team-a-prod/secrets/db"}},
                             },
                         ],
+                        "volumeMounts": [{"name": "db", "mountPath": "/cloudsql"}],
                     }
                 ],
+                "volumes": [{"name": "db", "cloudSqlInstance": {"instances": ["team-a-prod:asia-northeast1:orders"]}}],
+                "vpcAccess": {"networkInterfaces": [{"network": "default"}], "egress": "PRIVATE_RANGES_ONLY"},
             },
             "iap": {"accessors": [{"member": "user:alice@example.com"}, {"member": "group:devs@eng.example.com"}]},
         },
@@ -332,7 +335,7 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(
             _set(
-                "spec.template.containers.0.env.1.valueFrom.secretKeyRef.secret",
+                "spec.template.containers.0.env.1.valueSource.secretKeyRef.secret",
                 "projects/team-b-prod/secrets/db",
             )
         ),
@@ -343,6 +346,57 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(_set("spec.template.containers.0.image", "docker.io/library/nginx:latest")),
         'rule "team-a" does not allow image "docker.io/library/nginx:latest"',
+    ),
+    (
+        "a-network-of-another-project",
+        "team-a",
+        _with(
+            _set("spec.template.vpcAccess.networkInterfaces", [{"network": "projects/team-b-prod/global/networks/x"}])
+        ),
+        'rule "team-a" does not allow network "projects/team-b-prod/global/networks/x"',
+    ),
+    (
+        "a-short-connector-name-is-the-services-projects",
+        "team-a",
+        _with(_set("spec.template.vpcAccess", {"connector": "c1"})),
+        'rule "team-a" does not allow network "projects/team-a-prod/locations/asia-northeast1/connectors/c1"',
+    ),
+    (
+        "another-tenants-cloud-sql-instance",
+        "team-a",
+        _with(_set("spec.template.volumes.0.cloudSqlInstance.instances", ["team-b-prod:asia-northeast1:payroll"])),
+        'rule "team-a" does not allow Cloud SQL instance "team-b-prod:asia-northeast1:payroll"',
+    ),
+    (
+        "another-tenants-bucket",
+        "team-a",
+        _with(_set("spec.template.volumes", [{"name": "db", "gcs": {"bucket": "team-b-exports"}}])),
+        'rule "team-a" does not allow bucket "team-b-exports"',
+    ),
+    (
+        "an-unlisted-nfs-server",
+        "team-a",
+        _with(_set("spec.template.volumes", [{"name": "db", "nfs": {"server": "10.9.9.9", "path": "/x"}}])),
+        'rule "team-a" does not allow NFS server "10.9.9.9"',
+    ),
+    (
+        "another-tenants-kms-key",
+        "team-a",
+        _with(_set("spec.template.encryptionKey", "projects/team-b-prod/locations/global/keyRings/r/cryptoKeys/k")),
+        'rule "team-a" does not allow KMS key "projects/team-b-prod/locations/global/keyRings/r/cryptoKeys/k"',
+    ),
+    (
+        "an-unlisted-binary-authorization-policy",
+        "team-a",
+        _with(_set("spec.binaryAuthorization", {"policy": "projects/team-b-prod/platforms/cloudRun/policies/lax"})),
+        'rule "team-a" does not allow Binary Authorization policy '
+        '"projects/team-b-prod/platforms/cloudRun/policies/lax"',
+    ),
+    (
+        "a-binary-authorization-breakglass",
+        "team-a",
+        _with(_set("spec.binaryAuthorization", {"useDefault": True, "breakglassJustification": "incident"})),
+        'rule "team-a" does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)',
     ),
     (
         "domain-accessor",
@@ -397,6 +451,24 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
         "team-a",
         _with(_set("spec.template.containers.0.env", [{"name": "PASSWORD", "value": "hunter2"}])),
         'rule "team-a" allows only Secret Manager references in env (container "app" sets "PASSWORD" literally)',
+    ),
+    (
+        "oauth-client-secret-the-rule-does-not-list",
+        "team-a",
+        _with(
+            _set(
+                "spec.iap.settings",
+                {
+                    "accessSettings": {
+                        "oauthSettings": {
+                            "clientId": "1-x.apps.googleusercontent.com",
+                            "clientSecretSource": {"secretKeyRef": {"secret": "projects/team-b-prod/secrets/oauth"}},
+                        }
+                    }
+                },
+            )
+        ),
+        'rule "team-a" does not allow the operator reading OAuth client secret "projects/team-b-prod/secrets/oauth"',
     ),
     (
         "a-namespace-no-rule-selects",
@@ -460,12 +532,15 @@ def test_every_accessor_kind_is_judged_before_any_domain(world: World) -> None:
 
 
 def test_unnamed_container_is_named_by_its_index(world: World) -> None:
-    """A literal env value in a container without a name: the message names it containers[i], as the operator."""
+    """A literal env value in a container without a name: the message names it containers[i], as the operator.
+
+    Only a single container may go unnamed (the CRD requires names when there are several, as Cloud Run v2)."""
     body = team_a()
-    second = {"image": "asia-northeast1-docker.pkg.dev/team-a-prod/apps/side:1", "env": [{"name": "X", "value": "1"}]}
-    body["spec"]["template"]["containers"].append(second)
+    container = body["spec"]["template"]["containers"][0]
+    del container["name"]
+    container["env"].append({"name": "X", "value": "1"})
     expected = (
-        'rule "team-a" allows only Secret Manager references in env (container "containers[1]" sets "X" literally)'
+        'rule "team-a" allows only Secret Manager references in env (container "containers[0]" sets "X" literally)'
     )
     assert refusal(world.apply("team-a", body)) == expected == world.operator_says("team-a", body)
 
@@ -556,8 +631,9 @@ def test_the_largest_object_is_judged_within_the_cost_budget(world: World) -> No
     allowed, and refused for the last accessor when only it is refused (so every element was looked at)."""
     body = team_a("a-largest")
     image = "asia-northeast1-docker.pkg.dev/team-a-prod/apps/web:1"
-    env = [{"name": f"E{i}", "valueFrom": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
+    env = [{"name": f"E{i}", "valueSource": {"secretKeyRef": {"secret": f"s{i}"}}} for i in range(50)]
     body["spec"]["template"]["containers"] = [{"name": f"c{i}", "image": image, "env": env} for i in range(10)]
+    body["spec"]["template"]["containers"][0]["ports"] = [{"containerPort": 8080}]  # the ingress container
     body["spec"]["iap"]["accessors"] = [{"member": f"user:u{i}@example.com"} for i in range(200)]
     created = world.as_tenant("team-a", "create", "-f", "-", body=body)  # apply's annotation would not fit
     assert created.returncode == 0, created.stderr

@@ -23,9 +23,10 @@ from typing import Any
 
 import pytest
 
-from chart.conftest import Manifest, Release, find, grants, only
+from chart.conftest import Manifest, Release, find, grants
 from gcpemu.admin import AdminClient
 from gcpemu.testing import EmulatorProcess
+from iaprun_operator.ledger import NAME as LEDGER
 from integration.harness import OperatorProcess, apply, create_marked_service, manifest, wait_for
 from testworld.fixtures import Runner
 
@@ -54,24 +55,38 @@ NEEDED: dict[Grant, str] = {
     ("iaprun.dev", "iaprunservices/status", "patch"): "conditions, observedGeneration, url, iap status",
     # Events on the objects (kopf.event posts core/v1 Events; it never reads or updates them).
     ("", "events", "create"): "Events for what the reconcile did",
+    # The record of services left untouched at deletion (ObserveOnly, Paused): one ConfigMap in the operator's
+    # namespace (a Role there; get and patch name the ConfigMap). Every sweep reads it; the finalizer creates it
+    # when first needed and adds entries; the sweep removes entries whose service is gone.
+    ("", "configmaps", "get"): "the orphan sweep reads the record of left services",
+    ("", "configmaps", "create"): "the finalizer creates the record when it is first needed",
+    ("", "configmaps", "patch"): "the finalizer adds entries, the sweep removes them",
 }
+LEDGER_GRANTS = {grant for grant in NEEDED if grant[1] == "configmaps"}
 
 
 def test_chart_grants_exactly_the_table(render: Render) -> None:
-    """Cluster-wide install: the operator's ClusterRole grants exactly NEEDED, nothing more, nothing less."""
+    """Cluster-wide install: the operator's ClusterRole and the record's Role (in the release's namespace, naming
+    its one ConfigMap) grant exactly NEEDED, nothing more, nothing less."""
     manifests = render()
     cluster_role = find(manifests, "ClusterRole", "rel-iap-run-operator")[0]
-    assert grants(cluster_role["rules"]) == set(NEEDED)
-    assert find(manifests, "Role") == []
+    assert grants(cluster_role["rules"]) == set(NEEDED) - LEDGER_GRANTS
+    (role,) = find(manifests, "Role")
+    assert role["metadata"]["namespace"] == "ops"
+    assert grants(role["rules"]) == LEDGER_GRANTS
+    named = {verb for rule in role["rules"] if rule.get("resourceNames") == [LEDGER] for verb in rule["verbs"]}
+    assert named == {"get", "patch"}
 
 
 def test_namespaced_install_grants_exactly_the_table(render: Render) -> None:
-    """watchNamespace install: ClusterRole + Role together grant exactly NEEDED, object rights only in the Role."""
+    """watchNamespace install: ClusterRole + Roles together grant exactly NEEDED, object rights only in the Role."""
     manifests = render("--set", "watchNamespace=team-a")
     cluster_role = find(manifests, "ClusterRole", "rel-iap-run-operator")[0]
-    role = only(manifests, "Role")
-    assert grants(cluster_role["rules"]) | grants(role["rules"]) == set(NEEDED)
+    role = find(manifests, "Role", "rel-iap-run-operator")[0]
+    ledger_role = find(manifests, "Role", "rel-iap-run-operator-left-services")[0]
+    assert grants(cluster_role["rules"]) | grants(role["rules"]) | grants(ledger_role["rules"]) == set(NEEDED)
     assert not grants(cluster_role["rules"]) & grants(role["rules"])
+    assert grants(ledger_role["rules"]) == LEDGER_GRANTS
 
 
 @pytest.fixture
@@ -118,8 +133,12 @@ def test_operator_reaches_ready_with_the_charts_service_account(
     """helm install (cluster-wide, or with watchNamespace: a Role), then the operator with a TokenRequest token of
     the chart's ServiceAccount reconciles an object to Ready (the Cloud Run service exists in the emulator, with IAP
     on), finalises its deletion (service deleted, finalizer removed), and the API server refused it nothing."""
-    env = {"IAPRUN_WATCH_NAMESPACE": namespace} if scope == "watchNamespace" else {}
-    release.install("--set", "tenancy.singleTenant=true", *(["--set", f"watchNamespace={namespace}"] if env else []))
+    # Outside a pod the operator is told its namespace (the chart's downward API does that in a pod).
+    env = {"IAPRUN_OPERATOR_NAMESPACE": namespace}
+    if scope == "watchNamespace":
+        env["IAPRUN_WATCH_NAMESPACE"] = namespace
+    watched = ["--set", f"watchNamespace={namespace}"] if scope == "watchNamespace" else []
+    release.install("--set", "tenancy.singleTenant=true", *watched)
     operator = operators(sa_kubeconfig(namespace, release.fullname), emulator_url, env)
     name = f"rbac-{uuid.uuid4().hex[:6]}"
     forget_objects.append((namespace, name))
@@ -185,14 +204,22 @@ def test_each_grant_is_used(
     operators: Callable[..., OperatorProcess],
     forget_objects: list[tuple[str, str]],
 ) -> None:
-    """Without this one grant, the API server refuses the operator exactly that verb on that resource."""
+    """Without this one grant, the API server refuses the operator exactly that verb on that resource. The
+    record's create and patch are only needed when an object is deleted under Paused (patch: once the record's
+    ConfigMap exists)."""
     group, resource, verb = missing
     kubeconfig = sa_kubeconfig(namespace, "ablation")
     cluster_role_binding(namespace, "ablation", _rules_without(missing))
-    operator = operators(kubeconfig, emulator_url)
+    operator = operators(kubeconfig, emulator_url, {"IAPRUN_OPERATOR_NAMESPACE": namespace})
     name = f"abl-{uuid.uuid4().hex[:6]}"
     forget_objects.append((namespace, name))
-    apply(kubectl, namespace, manifest(name))
+    leave = missing in LEDGER_GRANTS and verb != "get"
+    if verb == "patch" and leave:
+        kubectl("create", "configmap", LEDGER, "-n", namespace)
+    apply(kubectl, namespace, manifest(name, managementPolicy="Paused") if leave else manifest(name))
+    if leave:
+        kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Synced=False", "--timeout=60s")
+        kubectl("delete", "-n", namespace, f"iaprunservice/{name}", "--wait=false")
     refusal = re.compile(
         rf'cannot {verb} resource \\?"{re.escape(resource)}\\?" in API group \\?"{re.escape(group)}\\?"'
     )

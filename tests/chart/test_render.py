@@ -144,8 +144,10 @@ def test_every_operator_setting_is_reachable_from_values(render: Render) -> None
     read = set(re.findall(r'"(IAPRUN_[A-Z_]+)"', settings_source)) - {"IAPRUN_TENANCY_POLICY"}
     manifests = render(values=(VALUES_MAX,))
     (container,) = only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("IAPRUN_")}
+    env = {e["name"]: e.get("value", "pod-name") for e in container["env"] if e["name"].startswith("IAPRUN_")}
     assert set(env) == read - {"IAPRUN_GOOGLE_API_ENDPOINT"}  # empty in values-max: not set at all
+    namespace = next(e for e in container["env"] if e["name"] == "IAPRUN_OPERATOR_NAMESPACE")  # the pod's own
+    assert namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     policy_json = find(manifests, "ConfigMap", "iaprun-max-tenancy")[0]["data"]["policy.json"]
     settings = from_env({**env, "IAPRUN_TENANCY_POLICY_FILE": "", "IAPRUN_TENANCY_POLICY": policy_json})
     assert settings.workers == 8
@@ -201,9 +203,9 @@ def test_watch_namespace_moves_object_rights_into_a_role(render: Render) -> None
     the ClusterRole keeps what is cluster-scoped by nature (CRDs, namespaces)."""
     manifests = render("--set", "watchNamespace=team-a")
     cluster_role = find(manifests, "ClusterRole", "rel-iap-run-operator")[0]
-    role = only(manifests, "Role")
+    role = find(manifests, "Role", "rel-iap-run-operator")[0]
     assert role["metadata"]["namespace"] == "team-a"
-    assert only(manifests, "RoleBinding")["subjects"][0] == {
+    assert find(manifests, "RoleBinding", "rel-iap-run-operator")[0]["subjects"][0] == {
         "kind": "ServiceAccount",
         "name": "rel-iap-run-operator",
         "namespace": "ops",
@@ -243,6 +245,7 @@ def test_optional_objects_are_off_by_default(render: Render) -> None:
         "PrometheusRule",
         "PodDisruptionBudget",
         "NetworkPolicy",
-        "Role",
     }
+    # The one Role by default: the record of left services, in the release's namespace (test_rbac.py).
+    assert [m["metadata"]["name"] for m in find(manifests, "Role")] == ["rel-iap-run-operator-left-services"]
     assert [m["metadata"]["name"] for m in find(manifests, "ConfigMap")] == ["rel-iap-run-operator-tenancy"]

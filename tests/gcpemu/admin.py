@@ -207,6 +207,37 @@ class AdminClient:
         table[secret] = list(accounts)
         self.configure(secret_accessors=table)
 
+    def set_api_enabled(self, project: str, api: str, enabled: bool) -> None:
+        """Enable or disable ``api`` (``run.googleapis.com``) for calls whose consumer is ``project`` (ID or
+        number): the resource's project for Cloud Run and IAP, the caller's own for Resource Manager and Service
+        Usage (``set_caller_project``)."""
+        table = {k: list(v) for k, v in (self.config().get("disabled_apis") or {}).items()}
+        apis = [a for a in table.get(project, []) if a != api] + ([] if enabled else [api])
+        table[project] = apis
+        self.configure(disabled_apis={k: v for k, v in table.items() if v})
+
+    def set_caller_project(self, caller: str, project: str) -> None:
+        """The project of ``caller``'s credentials (``anonymous`` for a caller without identity)."""
+        table = dict(self.config().get("caller_projects") or {})
+        table[caller] = project
+        self.configure(caller_projects=table)
+
+    def restrict_member_domains(self, project: str, domains: list[str] | None) -> None:
+        """Domain-restricted sharing on ``project``: only members of ``domains`` may be named in its IAM
+        policies (None lifts it)."""
+        table = dict(self.config().get("allowed_policy_member_domains") or {})
+        if domains is None:
+            table.pop(project, None)
+        else:
+            table[project] = list(domains)
+        self.configure(allowed_policy_member_domains=table)
+
+    def set_access_levels(self, identity: str, levels: list[str]) -> None:
+        """The access levels ``identity`` (``user:a@b``) meets when it calls a protected URL."""
+        table = dict(self.config().get("access_levels") or {})
+        table[identity] = list(levels)
+        self.configure(access_levels=table)
+
     # ------------------------------------------------------------------------------------------------ clock, LROs
 
     def now(self) -> str:

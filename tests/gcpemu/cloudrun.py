@@ -17,10 +17,11 @@ import string
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from gcpemu import identity, schema
+from gcpemu import identity, orgpolicy, schema
 from gcpemu.errors import ApiError, Html404Error, bad_request, invalid
 from gcpemu.iam import IamRules, Policy, check_policy_version_param, set_policy
 from gcpemu.routing import Ctx, Route, route
+from gcpemu.runspec import REVISION, check_after_defaults, check_service, ingress_index, quantity
 from gcpemu.state import OperationRecord, Project, ServiceRecord
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ SERVICE_ID_MESSAGE = (
     "Violation in CreateServiceRequest.service_id: only lowercase, digits, and hyphens; must begin with "
     "letter, and cannot end with hyphen; must be less than 50 characters."
 )
-RESERVED_PREFIXES = ("run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev")
 
 _DISC = schema.discovery("run.v2.json")
 SERVICE = _DISC.message("GoogleCloudRunV2Service")
@@ -145,6 +145,53 @@ def missing_image(emu: Emulator, spec: dict[str, Any]) -> str | None:
     return None
 
 
+def default_startup_probe(port: int) -> dict[str, Any]:
+    return {"timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1, "tcpSocket": {"port": port}}
+
+
+def _probe_defaults(probe: dict[str, Any], port: int | None) -> None:
+    """A declared probe reads back with Google's documented defaults filled in."""
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("failureThreshold", 3)
+    for action in ("httpGet", "tcpSocket", "grpc"):
+        a = probe.get(action)
+        if isinstance(a, dict):
+            if port is not None:
+                a.setdefault("port", port)
+            if action == "httpGet":
+                a.setdefault("path", "/")
+
+
+def _container_defaults(c: dict[str, Any], ingress: bool) -> bool:
+    """Fill one container's defaults; returns whether its CPU is at least 1."""
+    port: int | None = None
+    if ingress:
+        ports = c.get("ports") or [{}]
+        for p in ports:
+            p.setdefault("name", "http1")
+            p.setdefault("containerPort", 8080)
+        c["ports"] = ports
+        port = int(ports[0]["containerPort"])
+    if "resources" not in c:
+        # cpuIdle defaults to true only when resources are absent: "if ResourceRequirements is set, the caller
+        # must explicitly set this field to true to preserve the default behavior" (run.v2 discovery).
+        c["resources"] = {"cpuIdle": True}
+    res = c["resources"]
+    limits = res.setdefault("limits", {})
+    limits.setdefault("cpu", "1")
+    limits.setdefault("memory", "512Mi")
+    if not res.get("startupCpuBoost", False):
+        res.pop("startupCpuBoost", None)
+    for kind in ("startupProbe", "livenessProbe"):
+        if isinstance(c.get(kind), dict):
+            _probe_defaults(c[kind], port)
+    if ingress and port is not None:
+        c.setdefault("startupProbe", default_startup_probe(port))
+    cpu = quantity(limits["cpu"])
+    return cpu == 0 or cpu >= 1
+
+
 def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> None:
     """Server-set defaults, as a real read-back shows them."""
     spec.setdefault("ingress", "INGRESS_TRAFFIC_ALL")
@@ -157,33 +204,12 @@ def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> Non
     t = spec.get("template")
     if not isinstance(t, dict):
         return
+    ingress = ingress_index(t)
     cpu_ge_1 = True
-    for c in t.get("containers") or []:
-        ports = c.get("ports")
-        if not ports:
-            c["ports"] = [{"name": "http1", "containerPort": 8080}]
-        else:
-            for p in ports:
-                p.setdefault("name", "http1")
-                p.setdefault("containerPort", 8080)
-        port = c["ports"][0].get("containerPort", 8080)
-        res = c.setdefault("resources", {})
-        limits = res.setdefault("limits", {})
-        limits.setdefault("cpu", "1")
-        limits.setdefault("memory", "512Mi")
-        res.setdefault("cpuIdle", True)
-        res.setdefault("startupCpuBoost", False)
-        if not res["startupCpuBoost"]:
-            res.pop("startupCpuBoost")
-        try:
-            cpu = float(str(limits["cpu"]).removesuffix("m")) / (1000 if str(limits["cpu"]).endswith("m") else 1)
-            cpu_ge_1 = cpu_ge_1 and cpu >= 1
-        except ValueError:
-            pass
-        c.setdefault(
-            "startupProbe",
-            {"timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1, "tcpSocket": {"port": port}},
-        )
+    for i, c in enumerate(t.get("containers") or []):
+        cpu_ge_1 = _container_defaults(c, i == ingress) and cpu_ge_1
+    if isinstance(t.get("vpcAccess"), dict):
+        t["vpcAccess"].setdefault("egress", "PRIVATE_RANGES_ONLY")
     scaling = t.setdefault("scaling", {})
     scaling.setdefault("maxInstanceCount", 100)
     t.setdefault("maxInstanceRequestConcurrency", 80 if cpu_ge_1 else 1)
@@ -191,24 +217,23 @@ def apply_defaults(emu: Emulator, project: Project, spec: dict[str, Any]) -> Non
     t.setdefault("serviceAccount", emu.config.default_service_account.format(number=project.number))
 
 
-def _check_spec(emu: Emulator, spec: dict[str, Any], request: str, name: str) -> None:
+def _check_spec(
+    emu: Emulator,
+    spec: dict[str, Any],
+    request: str,
+    name: str,
+    *,
+    region: str,
+    old: dict[str, Any] | None = None,
+) -> None:
     schema.check_required(spec.get("template"), "service.template", request)
     containers = spec["template"].get("containers") or []
     schema.check_required(containers, "service.template.containers", request)
     for i, c in enumerate(containers):
         schema.check_required(c.get("image"), f"service.template.containers[{i}].image", request)
-    for k in spec.get("annotations") or {}:
-        if k.split("/", 1)[0] in RESERVED_PREFIXES and "/" in k:
-            msg = (
-                f"Violation in {request}.service.annotations: Annotation '{k}' is not supported on resources "
-                "of kind 'Service'."
-            )
-            raise bad_request(msg, [(f"Violation in {request}.service.annotations", msg)])
     if len(spec.get("description") or "") > 512:
         raise invalid(f"Violation in {request}.service.description: must be at most 512 characters.")
-    traffic = spec.get("traffic") or []
-    if traffic and sum(int(t.get("percent") or 0) for t in traffic) != 100:
-        raise invalid(f"Violation in {request}.service.traffic: traffic percentages must add up to 100.")
+    check_service(emu, spec, request, region, old, name.rsplit("/", 1)[-1])
     if emu.config.iap_requires_beta and spec.get("iapEnabled") and spec.get("launchStage") not in ("ALPHA", "BETA"):
         raise invalid(
             f"The feature 'IAP' is not supported in the declared launch stage on resource {name}. The launch "
@@ -278,7 +303,9 @@ def _begin(emu: Emulator, rec: ServiceRecord, new_revision: bool, ctx: Ctx) -> N
     now = emu.clock.rfc3339()
     if new_revision:
         rec.revisions += 1
-        rev = f"{rec.service_id}-{rec.revisions:05d}-{_rand3()}"
+        template = d.get("template") or {}
+        rev = template.get("revision") or f"{rec.service_id}-{rec.revisions:05d}-{_rand3()}"
+        rec.created_revisions[rev] = copy.deepcopy(template)
         d["latestCreatedRevision"] = f"{d['name']}/revisions/{rev}"
     d["reconciling"] = True
     term, conds = _conditions("CONDITION_RECONCILING", now)
@@ -286,46 +313,114 @@ def _begin(emu: Emulator, rec: ServiceRecord, new_revision: bool, ctx: Ctx) -> N
     d["conditions"] = conds
 
 
+def _fail(emu: Emulator, d: dict[str, Any], status: str, msg: str, reason: str = "") -> ApiError:
+    """The rollout failed: say why in the conditions; the last serving state is kept."""
+    term, conds = _conditions("CONDITION_FAILED", emu.clock.rfc3339(), msg, reason)
+    d["terminalCondition"] = term
+    d["conditions"] = conds
+    return ApiError(status, msg)
+
+
+def _logs_hint(rec: ServiceRecord, rev: str) -> str:
+    svc = rec.service_id
+    return (
+        f"\n\nLogs URL: https://console.cloud.google.com/logs/viewer?project={rec.project.id}"
+        f"&resource=cloud_run_revision/service_name/{svc}/revision_name/{rev}"
+        "&advancedFilter=resource.type%3D%22cloud_run_revision%22%0Aresource.labels.service_name%3D%22"
+        f"{svc}%22%0Aresource.labels.revision_name%3D%22{rev}%22\n"
+        "For more troubleshooting guidance, see https://cloud.google.com/run/docs/troubleshooting#container-failed-to-start"
+    )
+
+
+def startup_probe_failure(emu: Emulator, d: dict[str, Any]) -> str | None:
+    """Why the revision's startup probe fails (the configured trigger), or None when every container starts."""
+    markers = [m for m in emu.config.startup_probe_failure_markers if m]
+    for c in (d.get("template") or {}).get("containers") or []:
+        probe = c.get("startupProbe") or {}
+        path = str((probe.get("httpGet") or {}).get("path", ""))
+        if not any(m in str(c.get("image", "")) or m in path for m in markers):
+            continue
+        ports = c.get("ports") or [{}]
+        port = ports[0].get("containerPort", 8080)
+        if probe and probe != default_startup_probe(port):
+            return "The user-provided container failed the configured startup probe checks."
+        return (
+            "The user-provided container failed to start and listen on the port defined provided by the "
+            f"PORT={port} environment variable within the allocated timeout. This can happen when the container "
+            "port is misconfigured or if the timeout is too short. The health check timeout can be extended."
+        )
+    return None
+
+
+def _missing_traffic_revision(rec: ServiceRecord, new_rev: str) -> str | None:
+    for t in rec.data.get("traffic") or []:
+        name = t.get("revision")
+        if t.get("type") == REVISION and name and name != new_rev and name not in rec.ready_revisions:
+            return str(name)
+    return None
+
+
 def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
     rec.touch()
     d = rec.data
-    now = emu.clock.rfc3339()
     d["reconciling"] = False
     rev = d.get("latestCreatedRevision", "").rsplit("/", 1)[-1]
+    not_ready = f"Revision '{rev}' is not ready and cannot serve traffic. "
     img = missing_image(emu, d)
     if img is not None:
-        msg = f"Revision '{rev}' is not ready and cannot serve traffic. Image '{img}' not found."
-        term, conds = _conditions("CONDITION_FAILED", now, msg, "")
-        d["terminalCondition"] = term
-        d["conditions"] = conds
-        return ApiError("FAILED_PRECONDITION", msg)
+        return _fail(emu, d, "FAILED_PRECONDITION", f"{not_ready}Image '{img}' not found.")
     denied = identity.secret_denials(emu, rec.project, d)
     if denied:
         # Observed: the Operation fails with code 13 and the revision's message, one line per reference.
-        msg = f"Revision '{rev}' is not ready and cannot serve traffic. " + "\n".join(denied)
-        term, conds = _conditions("CONDITION_FAILED", now, msg, "SECRETS_ACCESS_CHECK_FAILED")
-        d["terminalCondition"] = term
-        d["conditions"] = conds
-        return ApiError("INTERNAL", msg)
-    d["observedGeneration"] = d["generation"]
+        return _fail(emu, d, "INTERNAL", not_ready + "\n".join(denied), "SECRETS_ACCESS_CHECK_FAILED")
+    probe = startup_probe_failure(emu, d)
+    if probe is not None:
+        msg = f"{not_ready}{probe} Logs for this revision might contain more information.{_logs_hint(rec, rev)}"
+        return _fail(emu, d, "FAILED_PRECONDITION", msg)
+    rec.ready_revisions[rev] = copy.deepcopy(d.get("template") or {})
     d["latestReadyRevision"] = d.get("latestCreatedRevision", "")
-    statuses = []
-    for t in d.get("traffic") or []:
-        s = {k: v for k, v in t.items() if k in ("type", "revision", "percent", "tag")}
-        if s.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" and not s.get("revision"):
-            s["revision"] = d["latestReadyRevision"].rsplit("/", 1)[-1]
-        statuses.append(s)
-    d["trafficStatuses"] = statuses
-    term, conds = _conditions("CONDITION_SUCCEEDED", now)
-    d["terminalCondition"] = term
-    d["conditions"] = conds
+    missing = _missing_traffic_revision(rec, rev)
+    if missing is not None:
+        msg = (
+            f"Revision '{missing}' does not exist or is deleted. Update all traffic to route to currently "
+            "available revisions."
+        )
+        return _fail(emu, d, "INTERNAL", msg)
+    d["observedGeneration"] = d["generation"]
     if not rec.ready_once:
         rec.ready_once = True
         d["uri"] = f"https://{rec.hosts[0]}"
         d["urls"] = [f"https://{h}" for h in (rec.hosts[1], rec.hosts[0])]
+    _route(emu, rec)
+    term, conds = _conditions("CONDITION_SUCCEEDED", emu.clock.rfc3339())
+    d["terminalCondition"] = term
+    d["conditions"] = conds
     containers = (d.get("template") or {}).get("containers") or []
     rec.ready_revision_image = containers[0].get("image", "") if containers else ""
     return None
+
+
+def _route(emu: Emulator, rec: ServiceRecord) -> None:
+    """trafficStatuses mirror traffic with every target resolved to a revision name; each tag gets
+    its own ``{tag}---`` URL, registered as a host so the protected URL serves it."""
+    d = rec.data
+    ready = d["latestReadyRevision"].rsplit("/", 1)[-1]
+    key = _key(rec.project, rec.region, rec.service_id)
+    for h in rec.tag_hosts:
+        emu.world.hosts.pop(h, None)
+    rec.tag_hosts = {}
+    statuses = []
+    for t in d.get("traffic") or []:
+        s = {k: v for k, v in t.items() if k in ("type", "revision", "percent", "tag")}
+        if not s.get("revision"):
+            s["revision"] = ready  # LATEST (and an unnamed REVISION target) resolves to the ready revision
+        if s.get("tag"):
+            host = f"{s['tag']}---{rec.hosts[0]}"
+            s["uri"] = f"https://{host}"
+            rec.tag_hosts[host] = s.get("revision") or ready
+            emu.world.hosts[host] = key
+        statuses.append(s)
+    d["trafficStatuses"] = statuses
 
 
 def _new_operation(ctx: Ctx, project: Project, region: str, method: str, snapshot: dict[str, Any]) -> OperationRecord:
@@ -395,13 +490,20 @@ def _lookup(ctx: Ctx, project: Project, region: str, sid: str) -> ServiceRecord:
 
 
 def _create_record(
-    ctx: Ctx, project: Project, region: str, sid: str, spec: dict[str, Any], validate_only: bool
+    ctx: Ctx,
+    project: Project,
+    region: str,
+    sid: str,
+    spec: dict[str, Any],
+    validate_only: bool,
+    request: str = "CreateServiceRequest",
 ) -> tuple[ServiceRecord, bool]:
     emu = ctx.emu
     now = emu.clock.rfc3339()
     name = f"projects/{name_project(ctx, project)}/locations/{region}/services/{sid}"
     data: dict[str, Any] = {"name": name, **copy.deepcopy(spec)}
     apply_defaults(emu, project, data)
+    check_after_defaults(data.get("template") or {}, request)
     data.update(
         uid=str(uuid.uuid4()),
         generation="1",
@@ -442,7 +544,7 @@ async def create_service(ctx: Ctx) -> dict[str, Any]:
         )
     spec = _spec_of(body)
     name = f"projects/{name_project(ctx, project)}/locations/{region}/services/{sid}"
-    _check_spec(ctx.emu, spec, "CreateServiceRequest", name)
+    _check_spec(ctx.emu, spec, "CreateServiceRequest", name, region=region)
     if _key(project, region, sid) in ctx.emu.world.services:
         raise ApiError(
             "ALREADY_EXISTS",
@@ -565,10 +667,10 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
         if ctx.emu.permissions_denied(ctx, "run.services.create"):
             raise ctx.emu.permission_error(ctx, "run.services.create")
         spec = _spec_of(body)
-        _check_spec(ctx.emu, spec, "UpdateServiceRequest", name)
+        _check_spec(ctx.emu, spec, "UpdateServiceRequest", name, region=region)
         identity.check_invoker_switch(ctx, None, spec)
         identity.check_act_as(ctx, project, spec)
-        new, _ = _create_record(ctx, project, region, sid, spec, validate_only)
+        new, _ = _create_record(ctx, project, region, sid, spec, validate_only, "UpdateServiceRequest")
         return _write_result(
             ctx, new, project, region, "run.services.patch", validate_only, new_revision=True, create=True
         )
@@ -584,12 +686,15 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
         for segs in paths:
             present, value = _get_path(body, segs)
             _set_path(spec, segs, present, value)
-    _check_spec(ctx.emu, spec, "UpdateServiceRequest", name)
+    _check_spec(ctx.emu, spec, "UpdateServiceRequest", name, region=region, old=old_spec)
     identity.check_invoker_switch(ctx, old_spec, spec)
     apply_defaults(ctx.emu, project, spec)
+    check_after_defaults(spec.get("template") or {}, "UpdateServiceRequest")
     identity.check_act_as(ctx, project, spec)
     changed = spec != old_spec
     template_changed = spec.get("template") != old_spec.get("template") or force
+    if template_changed:
+        _check_revision_name(rec, spec)
     new_data = {k: v for k, v in cur.items() if k not in SETTABLE}
     new_data.update(copy.deepcopy(spec))
     now = ctx.emu.clock.rfc3339()
@@ -607,6 +712,19 @@ async def patch_service(ctx: Ctx) -> dict[str, Any]:
     return _write_result(
         ctx, rec, project, region, "run.services.patch", False, new_revision=template_changed, create=False
     )
+
+
+def _check_revision_name(rec: ServiceRecord, spec: dict[str, Any]) -> None:
+    """A named revision (``template.revision``) may be reused only with the same configuration."""
+    wanted = (spec.get("template") or {}).get("revision")
+    prior = rec.created_revisions.get(wanted or "")
+    if wanted and prior is not None and prior != spec.get("template"):
+        raise ApiError(
+            "ALREADY_EXISTS",
+            f"Revision named '{wanted}' with different configuration already exists.",
+            reason="RESOURCE_ALREADY_EXISTS",
+            domain=API,
+        )
 
 
 def _stale(ctx: Ctx, name: str) -> ApiError:
@@ -649,7 +767,7 @@ async def delete_service(ctx: Ctx) -> dict[str, Any]:
         w = emu.world
         if w.services.get(key) is rec:
             del w.services[key]
-            for h in rec.hosts:
+            for h in (*rec.hosts, *rec.tag_hosts):
                 w.hosts.pop(h, None)
             w.run_policies.pop(key, None)
             if emu.config.iap_delete_policy_with_service:
@@ -691,7 +809,8 @@ async def set_iam(ctx: Ctx) -> dict[str, Any]:
     body = schema.validate(ctx.body or {}, SET_IAM, "", strict=ctx.emu.config.reject_unknown_fields)
     key = _key(project, region, sid)
     cur = ctx.emu.world.run_policies.get(key, Policy())
-    new = set_policy(cur, body, iam_rules(ctx.emu), ctx.emu.account_exists)
+    rules = orgpolicy.rules_for(iam_rules(ctx.emu), ctx.emu.config, project)
+    new = set_policy(cur, body, rules, ctx.emu.account_exists)
     ctx.emu.world.run_policies[key] = new
     return new.view(3)
 
@@ -770,6 +889,8 @@ _SVC = "/v2/projects/{project}/locations/{region}/services"
 _OPS = "/v2/projects/{project}/locations/{region}/operations"
 
 _D = "run.v2.json:projects.locations."
+_SVC_V1 = "/v1/projects/{project}/locations/{region}/services"
+_D1 = "run.v1.json:projects.locations."
 
 ROUTES: list[Route] = [
     route(
@@ -835,6 +956,38 @@ ROUTES: list[Route] = [
         None,
         test_iam,
         _D + "services.testIamPermissions",
+    ),
+    # Cloud Run Admin API v1 serves the same service policies at v1 paths; `gcloud run services
+    # add-iam-policy-binding` and Terraform's google_cloud_run_service_iam_* use them (gcp-api.md §10).
+    route(
+        "GET",
+        _SVC_V1 + "/{service}:getIamPolicy",
+        "run.v1.services.getIamPolicy",
+        API,
+        "read",
+        "run.services.getIamPolicy",
+        get_iam,
+        _D1 + "services.getIamPolicy",
+    ),
+    route(
+        "POST",
+        _SVC_V1 + "/{service}:setIamPolicy",
+        "run.v1.services.setIamPolicy",
+        API,
+        "write",
+        "run.services.setIamPolicy",
+        set_iam,
+        _D1 + "services.setIamPolicy",
+    ),
+    route(
+        "POST",
+        _SVC_V1 + "/{service}:testIamPermissions",
+        "run.v1.services.testIamPermissions",
+        API,
+        "read",
+        None,
+        test_iam,
+        _D1 + "services.testIamPermissions",
     ),
     route(
         "GET",

@@ -70,6 +70,17 @@ class EmulatorConfig:
     """Known projects: project ID -> project number."""
     auto_register_projects: bool = False
     """Unknown project IDs are registered on first use with a derived number (else 403 as Google does)."""
+    organizations: dict[str, list[str]] = field(default_factory=lambda: {"000000000000": ["example.com"]})
+    """Organisation id -> its domains (the first is the primary one, its ``displayName``). The Google-managed
+    OAuth client of IAP lets only users of these domains sign in."""
+    project_organizations: dict[str, str | None] = field(default_factory=dict)
+    """Project ID -> organisation id, or None for a project with no organisation; absent: the default below."""
+    default_organization: str | None = "000000000000"
+
+    # --- Secret Manager ---
+    secrets: dict[str, list[str]] = field(default_factory=dict)
+    """``projects/{id or number}/secrets/{name}`` -> the payloads of its versions 1, 2, ... (``latest`` is the
+    last). Read by ``accessSecretVersion`` (the operator reads OAuth client secrets this way)."""
 
     # --- Cloud Run ---
     regions: dict[str, str] = field(default_factory=_default_regions)
@@ -85,6 +96,15 @@ class EmulatorConfig:
     """An image containing any of these substrings "does not exist" (the revision fails)."""
     missing_images: list[str] = field(default_factory=list)
     """Exact image references that do not exist."""
+    startup_probe_failure_markers: list[str] = field(default_factory=lambda: ["fails-startup-probe"])
+    """A container whose image, or whose startupProbe ``httpGet.path``, contains one of these fails its startup
+    probe: the revision fails and the previous ready revision keeps serving."""
+    gpu_accelerators: list[str] = field(default_factory=lambda: ["nvidia-l4", "nvidia-rtx-pro-6000"])
+    """Values accepted in ``template.nodeSelector.accelerator``."""
+    gpu_regions: list[str] = field(
+        default_factory=lambda: ["us-central1", "europe-west1", "europe-west4", "asia-southeast1", "asia-south1"]
+    )
+    """Regions where Cloud Run offers GPUs (Cloud Run's GPU docs); elsewhere a GPU template gives 400."""
     run_name_project: str = "id"
     """How ``{project}`` is written in service/operation/revision names: ``id``, ``number`` or ``as_given``."""
     stale_etag_status: str = "ABORTED"
@@ -155,7 +175,19 @@ class EmulatorConfig:
     tokens: dict[str, str] = field(default_factory=dict)
     """Bearer token -> caller identity (for ``Authorization: Bearer``)."""
     disabled_apis: dict[str, list[str]] = field(default_factory=dict)
-    """project ID or number -> APIs (``run.googleapis.com``) that answer 403 SERVICE_DISABLED there."""
+    """project ID or number -> APIs (``run.googleapis.com``) that answer 403 SERVICE_DISABLED for calls whose
+    consumer is that project (``serviceusage.consumer``: the resource's project for Cloud Run and IAP, the
+    caller's own project for Resource Manager and Service Usage)."""
+    caller_projects: dict[str, str] = field(default_factory=dict)
+    """caller identity (``anonymous`` without one) -> the project of its credentials, where Google checks that
+    Resource Manager and Service Usage are enabled (a ``…@P.iam.gserviceaccount.com`` caller needs no entry)."""
+    allowed_policy_member_domains: dict[str, list[str]] = field(default_factory=dict)
+    """Domain-restricted sharing (``constraints/iam.allowedPolicyMemberDomains``): project ID or number -> the
+    domains whose users, groups and domains may be named in an IAM policy there (Google takes customer IDs; the
+    emulator takes their domains). A project not listed has no such policy. See ``gcpemu.orgpolicy``."""
+    access_levels: dict[str, list[str]] = field(default_factory=dict)
+    """Access levels a test identity meets at the protected URL: ``user:a@b`` ->
+    ``accessPolicies/N/accessLevels/NAME``... (``request.auth.access_levels`` in IAM conditions)."""
     request_log_size: int = 100_000
 
     def to_dict(self) -> dict[str, Any]:

@@ -85,6 +85,7 @@ def _state(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
         "iap_policies": {k(key): p.view(3) for key, p in w.iap_policies.items()},
         "iap_other_policies": {n: p.view(3) for n, p in w.iap_other_policies.items()},
         "project_policies": {f"projects/{n}": p.view(3) for n, p in w.project_policies.items()},
+        "iap_settings": {k(key): s for key, s in w.iap_settings.items()},
         "agents": [{"project_number": n, "kind": kind, "created": t} for (n, kind), t in w.agents.items()],
         "operations": [
             {"name": o.name, "method": o.method, "done": o.done, "error": o.error} for o in w.operations.values()
@@ -236,6 +237,7 @@ def _mutate_service(emu: Emulator, request: web.BaseRequest, body: Any) -> Any:
         if rec.data.get("template") != before_template:
             rec.revisions += 1
             rev = f"{rec.service_id}-{rec.revisions:05d}-oob"
+            rec.created_revisions[rev] = copy.deepcopy(rec.data.get("template") or {})
             rec.data["latestCreatedRevision"] = f"{rec.data['name']}/revisions/{rev}"
         if body.get("settle", True):
             err = cloudrun._finish(emu, rec)

@@ -1,7 +1,11 @@
 """Cloud Resource Manager v1 and v3 ``projects.get`` (how the operator learns a project's number) and the
 project IAM policy (``getIamPolicy``/``setIamPolicy``/``testIamPermissions``).
 
-Known projects come from the config. Google answers 403 "The caller does not have permission" both for a
+Known projects come from the config, each in an organisation or in none (``organizations``,
+``project_organizations``); v1 ``projects.getAncestry`` and v3 ``organizations.get`` tell which, and the
+organisation's ``displayName`` is its primary domain, as Google sets it.
+
+Google answers 403 "The caller does not have permission" both for a
 project that does not exist and for one the caller may not see; so does the emulator. The project policy is
 inherited by the protected URL's IAP and invoker checks.
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from gcpemu import schema
+from gcpemu import orgpolicy, schema
 from gcpemu.errors import ApiError, invalid
 from gcpemu.iam import IamRules, Policy, set_policy
 from gcpemu.routing import Ctx, Route, route
@@ -42,9 +46,10 @@ def _project(ctx: Ctx) -> Project:
 async def get_v3(ctx: Ctx) -> dict[str, Any]:
     p = _project(ctx)
     etag = 'W/"' + hashlib.sha1(p.id.encode()).hexdigest()[:16] + '"'
+    org = ctx.emu.world.organization(p)
     return {
         "name": f"projects/{p.number}",
-        "parent": "organizations/000000000000",
+        **({"parent": f"organizations/{org}"} if org is not None else {}),
         "projectId": p.id,
         "state": "ACTIVE",
         "displayName": p.id,
@@ -56,13 +61,47 @@ async def get_v3(ctx: Ctx) -> dict[str, Any]:
 
 async def get_v1(ctx: Ctx) -> dict[str, Any]:
     p = _project(ctx)
+    org = ctx.emu.world.organization(p)
     return {
         "projectNumber": p.number,
         "projectId": p.id,
         "lifecycleState": "ACTIVE",
         "name": p.id,
         "createTime": CREATE_TIME,
-        "parent": {"type": "organization", "id": "000000000000"},
+        **({"parent": {"type": "organization", "id": org}} if org is not None else {}),
+    }
+
+
+async def get_ancestry(ctx: Ctx) -> dict[str, Any]:
+    """v1 ``projects.getAncestry``: the project, then its organisation when it has one."""
+    p = _project(ctx)
+    org = ctx.emu.world.organization(p)
+    ancestors = [{"resourceId": {"type": "project", "id": p.id}}]
+    if org is not None:
+        ancestors.append({"resourceId": {"type": "organization", "id": org}})
+    return {"ancestor": ancestors}
+
+
+async def get_organization(ctx: Ctx) -> dict[str, Any]:
+    """v3 ``organizations.get``; an unknown organisation answers 403 as Google does for one you cannot see."""
+    org = ctx.params["organization"]
+    domains = ctx.emu.config.organizations.get(org)
+    if domains is None:
+        raise ApiError(
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+            reason="IAM_PERMISSION_DENIED",
+            domain=API,
+            metadata={"permission": "resourcemanager.organizations.get", "resource": f"organizations/{org}"},
+        )
+    return {
+        "name": f"organizations/{org}",
+        "displayName": domains[0] if domains else "",
+        "directoryCustomerId": "C0" + hashlib.sha1(org.encode()).hexdigest()[:7],
+        "state": "ACTIVE",
+        "createTime": CREATE_TIME,
+        "updateTime": CREATE_TIME,
+        "etag": 'W/"' + hashlib.sha1(org.encode()).hexdigest()[:16] + '"',
     }
 
 
@@ -95,7 +134,7 @@ async def set_iam(ctx: Ctx) -> dict[str, Any]:
     cfg = ctx.emu.config
     rules = IamRules(max_principals=cfg.max_principals, max_groups=cfg.max_groups, allow_all_users=False)
     cur = ctx.emu.world.project_policies.get(p.number, Policy())
-    new = set_policy(cur, body, rules, ctx.emu.account_exists)
+    new = set_policy(cur, body, orgpolicy.rules_for(rules, cfg, p), ctx.emu.account_exists)
     ctx.emu.world.project_policies[p.number] = new
     return new.view(3)
 
@@ -157,6 +196,26 @@ ROUTES: list[Route] = (
             "resourcemanager.projects.get",
             get_v3,
             "cloudresourcemanager.v3.json:projects.get",
+        ),
+        route(
+            "POST",
+            "/v1/projects/{project}:getAncestry",
+            "cloudresourcemanager.v1.projects.getAncestry",
+            API,
+            "read",
+            "resourcemanager.projects.get",
+            get_ancestry,
+            "cloudresourcemanager.v1.json:projects.getAncestry",
+        ),
+        route(
+            "GET",
+            "/v3/organizations/{organization}",
+            "cloudresourcemanager.organizations.get",
+            API,
+            "read",
+            "resourcemanager.organizations.get",
+            get_organization,
+            "cloudresourcemanager.v3.json:organizations.get",
         ),
         route(
             "GET",

@@ -18,13 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gcpemu import cloudrun, control, iap, protected, resourcemanager, serviceusage
+from gcpemu import cloudrun, control, iap, protected, resourcemanager, secretmanager, serviceusage
 from gcpemu.clock import Clock
 from gcpemu.config import EmulatorConfig
 from gcpemu.errors import ERROR_INFO, ApiError, Html404Error, bad_request, invalid, permission_denied
 from gcpemu.faults import Faults, error_for, latency_for
 from gcpemu.iam import agent_project_number
-from gcpemu.quota import Quotas, service_title
+from gcpemu.quota import Quotas
 from gcpemu.requestlog import Entry, RequestLog
 from gcpemu.routing import Ctx, Route
 from gcpemu.state import World
@@ -46,7 +46,7 @@ class Emulator:
         self.quotas = Quotas(self.clock)
         self.log = RequestLog(self.config.request_log_size)
         self.routes: dict[str, list[Route]] = {}
-        for r in cloudrun.ROUTES + iap.ROUTES + serviceusage.ROUTES + resourcemanager.ROUTES:
+        for r in cloudrun.ROUTES + iap.ROUTES + serviceusage.ROUTES + resourcemanager.ROUTES + secretmanager.ROUTES:
             self.routes.setdefault(r.http, []).append(r)
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -293,14 +293,12 @@ class Emulator:
                 raise permission_denied(
                     route.permission or route.method_id, path_resource(request.path), domain=route.api
                 )
+        if tag != "out-of-band":
+            serviceusage.check_enabled(ctx, route.api)  # Google's front end checks this before any permission
         if route.permission and tag != "out-of-band" and self.permissions_denied(ctx, route.permission):
             if route.api == resourcemanager.API:
                 raise resourcemanager.no_permission(params.get("project", ""))
             raise self.permission_error(ctx, route.permission)
-        if cfg.disabled_apis and ctx.project is not None:
-            disabled = cfg.disabled_apis.get(ctx.project.id, []) + cfg.disabled_apis.get(ctx.project.number, [])
-            if route.api in disabled:
-                raise service_disabled(route.api, ctx.project.number)
         if cfg.quotas_enabled and tag != "out-of-band":
             number = ctx.project.number if ctx.project else params.get("project", "")
             region = params.get("region", "global") if route.api in _REGIONAL_API_PREFIX else "global"
@@ -327,26 +325,6 @@ class Emulator:
         if self.config.legacy_errors_array:
             body["error"]["errors"] = [{"message": err.message, "domain": "global", "reason": _legacy_reason(err)}]
         return json_response(body, status=err.http, headers=err.headers)
-
-
-def service_disabled(api: str, number: str) -> ApiError:
-    title = service_title(api)
-    url = f"https://console.developers.google.com/apis/api/{api}/overview?project={number}"
-    return ApiError(
-        "PERMISSION_DENIED",
-        f"{title} has not been used in project {number} before or it is disabled. Enable it by visiting {url} "
-        "then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our "
-        "systems and retry.",
-        reason="SERVICE_DISABLED",
-        domain="googleapis.com",
-        metadata={
-            "service": api,
-            "consumer": f"projects/{number}",
-            "activationUrl": url,
-            "serviceTitle": title,
-            "containerInfo": number,
-        },
-    )
 
 
 def path_resource(path: str) -> str:

@@ -35,6 +35,12 @@ class ServiceRecord:
     ready_once: bool = False
     hosts: tuple[str, ...] = ()
     ready_revision_image: str = ""
+    ready_revisions: dict[str, Any] = field(default_factory=dict)
+    """Short revision name -> its template, for every revision that became ready (traffic may name these)."""
+    created_revisions: dict[str, Any] = field(default_factory=dict)
+    """Short revision name -> its template, for every revision cut (``template.revision`` reuse is checked here)."""
+    tag_hosts: dict[str, str] = field(default_factory=dict)
+    """``{tag}---{svc}-{hash}-{code}.a.run.app`` -> the short name of the revision that tag serves."""
     render_cache: dict[bool, dict[str, Any]] = field(default_factory=dict)
     """Rendered GET bodies (by int-enum flag); ``touch()`` after every change to ``data``."""
 
@@ -101,6 +107,16 @@ class World:
             num = str(100000000000 + int(hashlib.sha256(ref.encode()).hexdigest(), 16) % 900000000000)
             p = self.add_project(ref, num)
         return p
+
+    def organization(self, project: Project) -> str | None:
+        """The organisation id of ``project``, or None when it has none."""
+        orgs = self.config.project_organizations
+        return orgs.get(project.id, self.config.default_organization)
+
+    def org_domains(self, project: Project) -> list[str] | None:
+        """The domains of the project's organisation (None: no organisation)."""
+        org = self.organization(project)
+        return None if org is None else list(self.config.organizations.get(org, []))
 
     def cancel_timers(self) -> None:
         for op in self.operations.values():

@@ -10,7 +10,10 @@ applied, and nothing else:
 - additive-accessors: a 2-second drift interval, so the out-of-band member is seen without waiting for
   the default ten minutes;
 - adopt-existing: the unowned service it adopts is created first with the official run_v2 client, the
-  way ``gcloud run deploy --iap`` would leave it.
+  way ``gcloud run deploy --iap`` would leave it;
+- canary: the revision names get the same suffix (Cloud Run prefixes revision names with the service's), and
+  v1 is deployed first from the same file (template.revision v1, no traffic), as its comment says; after the
+  90/10 split is checked, the traffic is promoted to 100% on the latest revision.
 After Ready each object is deleted, and its deletionPolicy is checked against what is left in Google.
 """
 
@@ -76,7 +79,7 @@ def check_hello(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) 
 
 
 def check_multi_container(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
-    """Both containers, the Secret Manager reference (valueFrom becomes valueSource), labels and scaling."""
+    """Both containers, the Secret Manager reference (valueSource, as in v2), labels and scaling."""
     containers = service["template"]["containers"]
     assert [c["name"] for c in containers] == ["app", "metrics"]
     env = {e["name"]: e for e in containers[0]["env"]}
@@ -117,13 +120,110 @@ def check_adopted(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]
     assert service["template"]["containers"][0]["image"] == obj["spec"]["template"]["containers"][0]["image"]
 
 
+def check_cloud_sql(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
+    """The Cloud SQL volume and the secret volume are on the revision, mounted where the app expects them."""
+    volumes = {v["name"]: v for v in service["template"]["volumes"]}
+    assert volumes["cloudsql"]["cloudSqlInstance"]["instances"] == ["demo-project:asia-northeast1:orders-db"]
+    assert volumes["config"]["secret"]["secret"] == "orders-config"
+    assert volumes["config"]["secret"]["items"] == [{"path": "config.yaml", "version": "latest"}]
+    mounts = service["template"]["containers"][0]["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == ["/cloudsql", "/etc/orders"]
+
+
+def check_direct_vpc(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
+    """Direct VPC egress on the default network, private ranges only."""
+    access = service["template"]["vpcAccess"]
+    assert access["egress"] == "PRIVATE_RANGES_ONLY"
+    assert access["networkInterfaces"] == [{"network": "default", "subnetwork": "default", "tags": ["inventory"]}]
+
+
+def check_sidecar(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
+    """The shipper starts after the app (dependsOn); the app's startup and liveness probes are as declared."""
+    app, shipper = service["template"]["containers"]
+    assert shipper["dependsOn"] == ["app"]
+    assert app["startupProbe"]["httpGet"]["path"] == "/ready"
+    assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert service["template"]["volumes"] == [{"name": "logs", "emptyDir": {"medium": "MEMORY", "sizeLimit": "64Mi"}}]
+
+
+def check_canary(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
+    """90% on v1, 10% on the latest (v2) with its own tag URL; status.traffic says so."""
+    name = obj["status"]["serviceName"]
+    assert [(t.get("revision"), t["percent"], t.get("tag")) for t in service["traffic"]] == [
+        (f"{name}-v1", 90, None),
+        (None, 10, "canary"),
+    ]
+    traffic = obj["status"]["traffic"]
+    assert [t["percent"] for t in traffic] == [90, 10]
+    assert traffic[0]["revision"] == f"{name}-v1"
+    assert traffic[1]["tag"] == "canary"
+    assert traffic[1]["uri"].startswith("https://canary---")
+    assert obj["status"]["latestReadyRevision"].endswith(f"/revisions/{name}-v2")
+
+
+def check_gpu(emu: AdminClient, obj: dict[str, Any], service: dict[str, Any]) -> None:
+    """One L4 per instance, CPU always allocated."""
+    template = service["template"]
+    assert template["nodeSelector"] == {"accelerator": "nvidia-l4"}
+    resources = template["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    assert not resources.get("cpuIdle", False)
+
+
 CHECKS: dict[str, Callable[[AdminClient, dict[str, Any], dict[str, Any]], None]] = {
     "hello": check_hello,
     "multi-container": check_multi_container,
     "additive-accessors": check_additive,
     "time-limited-access": check_time_limited,
     "adopt-existing": check_adopted,
+    "cloud-sql": check_cloud_sql,
+    "direct-vpc-egress": check_direct_vpc,
+    "sidecar-probes": check_sidecar,
+    "canary": check_canary,
+    "gpu": check_gpu,
 }
+
+
+def settled(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
+    """The object once Ready for its current generation."""
+
+    def ready() -> bool:
+        obj = get(kubectl, namespace, name)
+        conditions = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+        ready = conditions.get("Ready", {})
+        return ready.get("status") == "True" and ready.get("observedGeneration") == obj["metadata"]["generation"]
+
+    wait_for(ready, timeout=90, what=f"{name} Ready for its generation")
+    return get(kubectl, namespace, name)
+
+
+def deploy_canary_v1(kubectl: Runner, namespace: str, body: dict[str, Any]) -> None:
+    """The canary's first step: the same file with v1 as the revision and no traffic split, until Ready."""
+    spec = body["spec"]
+    for target in spec["traffic"]:
+        if target.get("revision"):
+            target["revision"] = f"{spec['serviceName']}-v1"
+    first = copy.deepcopy(body)
+    first["spec"].pop("traffic")
+    first["spec"]["template"]["revision"] = f"{spec['serviceName']}-v1"
+    apply(kubectl, namespace, first)
+    settled(kubectl, namespace, body["metadata"]["name"])
+    spec["template"]["revision"] = f"{spec['serviceName']}-v2"
+
+
+def promote_canary(kubectl: Runner, namespace: str, body: dict[str, Any], emu: AdminClient) -> None:
+    """All traffic to the latest revision: the service and status.traffic follow, the tag URL is gone."""
+    body["spec"]["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    apply(kubectl, namespace, body)
+    obj = settled(kubectl, namespace, body["metadata"]["name"])
+    spec = body["spec"]
+    service = emu.service(spec["projectID"], spec["region"], spec["serviceName"])
+    assert service is not None
+    assert service["traffic"] == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    assert [(t["type"], t["percent"]) for t in obj["status"]["traffic"]] == [
+        ("TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", 100)
+    ]
+    assert "tag" not in obj["status"]["traffic"][0]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
@@ -149,10 +249,11 @@ def test_example_reconciles_until_ready(
     if example.stem == "adopt-existing":
         assert spec["adoption"] == "IfUnowned"
         create_service(emulator_url, project, region, service_name, labels={"team": "finance"})
+    if example.stem == "canary":
+        deploy_canary_v1(kubectl, namespace, body)
 
     apply(kubectl, namespace, body)
-    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=90s")
-    obj = get(kubectl, namespace, name)
+    obj = settled(kubectl, namespace, name)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert obj["status"]["url"].startswith("https://")
     service = emu.service(project, region, service_name)
@@ -162,6 +263,8 @@ def test_example_reconciles_until_ready(
 
     if example.stem == "adopt-existing":
         assert "Adopting" in events(kubectl, namespace, name)
+    if example.stem == "canary":
+        promote_canary(kubectl, namespace, body, emu)
     if example.stem == "additive-accessors":
         foreign = "user:auditor@example.com"
         emu.add_binding(project, region, service_name, ACCESSOR, foreign, kind="iap")

@@ -122,15 +122,16 @@ def test_an_expiry_before_year_one_in_utc_stalls_and_deletion_completes(
 def largest_spec(name: str) -> dict[str, Any]:
     """The template's whole character budget in env values (one of them a literal, one secret-looking), and
     200 accessors: about as large a spec as admission lets through."""
-    env = [{"name": "LITERAL", "value": LITERAL}, {"name": "TOKEN", "value": SECRET}]
-    used = sum(len(e["name"]) + len(e["value"]) for e in env)
-    for i in range(63):
-        value = f"v{i}-" + "x" * 1024
-        env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 65536 - used - 6)]})
-        used += 6 + len(env[-1]["value"])
     accessors = [{"member": f"user:member-{i:03d}-{'a' * 180}@example.com"} for i in range(200)]
     body = manifest(name, region=REGION, projectID=PROJECT, iap={"accessors": accessors})
-    body["spec"]["template"]["containers"][0]["env"] = env
+    container = body["spec"]["template"]["containers"][0]
+    env = [{"name": "LITERAL", "value": LITERAL}, {"name": "TOKEN", "value": SECRET}]
+    used = len(container["image"]) + sum(len(e["name"]) + len(e["value"]) for e in env)  # the image counts too
+    for i in range(63):
+        value = f"v{i}-" + "x" * 1024
+        env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 49152 - used - 6)]})
+        used += 6 + len(env[-1]["value"])
+    container["env"] = env
     body["spec"]["description"] = "d" * 512
     return body
 
@@ -184,16 +185,18 @@ def test_finalizer_removed_during_a_failing_deletion_is_swept(
 
 
 def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner, namespace: str, crd: None) -> None:
-    """Just over 65,536 characters of command, args and env across two containers: refused by the API server,
+    """Just over 65,536 characters of images, args and env across two containers: refused by the API server,
     with the budget's message; at the budget: admitted (dry run)."""
 
     def body(extra: int) -> dict[str, Any]:
-        half = 32768 - len("A") - len("B")
+        # The budget counts the images too: 2 * 5 ("hello") + 1 + 1 ("A", "B") + 1 ("y") + 2 * half + 1 = 49152.
+        half = (49152 - 13) // 2
         spec = manifest(f"budget-{uuid.uuid4().hex[:6]}", region=REGION, projectID=PROJECT)
         spec["spec"]["template"]["containers"] = [
             {"name": "one", "image": "hello", "env": [{"name": "A", "value": "x" * half}], "args": ["y"]},
-            {"name": "two", "image": "hello", "env": [{"name": "B", "value": "x" * (half + extra)}]},
+            {"name": "two", "image": "hello", "env": [{"name": "B", "value": "x" * (half + 1 + extra)}]},
         ]
+        spec["spec"]["template"]["containers"][0]["ports"] = [{"containerPort": 8080}]  # the ingress container
         return spec
 
     def dry_run(extra: int) -> Any:
@@ -203,6 +206,6 @@ def test_a_template_over_the_size_budget_is_refused_at_admission(kubectl: Runner
 
     refused = dry_run(2)
     assert refused.returncode != 0
-    assert "exceed 65536 characters" in refused.stderr
+    assert "exceed 49152 characters" in refused.stderr
     admitted = dry_run(0)
     assert admitted.returncode == 0, admitted.stderr

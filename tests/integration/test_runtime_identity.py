@@ -68,7 +68,7 @@ def test_an_unreadable_secret_fails_the_revision_and_stalls_with_cloud_runs_mess
     emu = identity_model
     emu.set_secret_access("projects/demo-project/secrets/db-password", [RUNTIME.format("reader")])
     runtime = RUNTIME.format("writer")
-    env = [{"name": "DB", "valueFrom": {"secretKeyRef": {"secret": "db-password", "version": "latest"}}}]
+    env = [{"name": "DB", "valueSource": {"secretKeyRef": {"secret": "db-password", "version": "latest"}}}]
     template = {"containers": [{"image": "gcr.io/demo/app", "env": env}], "serviceAccount": runtime}
     apply(kubectl, namespace, manifest(svc, projectID=PROJECT, template=template))
 

@@ -76,7 +76,7 @@ def tenant_cases(svc: str) -> dict[str, tuple[str, dict[str, Any], str]]:
     a = with_spec(manifest(svc), projectID=PROJECT)
     b = with_template(a, serviceAccount=RUNTIME)
     other = "projects/other-project/secrets/db-password"
-    env = [{"name": "DB", "valueFrom": {"secretKeyRef": {"secret": other}}}]
+    env = [{"name": "DB", "valueSource": {"secretKeyRef": {"secret": other}}}]
     r = 'rule "tenant-a" '
     return {
         "project": ("a", with_spec(a, projectID="other-project"), r + 'does not allow project "other-project"'),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos.invariants import OWNER_LABEL, World, check, owner_label
+from testworld.invariants import OWNER_LABEL, World, check, owner_label
 
 CLUSTER = "cluster-1"
 NS = "team-a"

@@ -38,12 +38,12 @@ def test_invoker_iam_disabled_is_a_strict_boolean() -> None:
         parse_spec({**BASE, "invokerIamDisabled": "true"}, name="hello")
 
 
-def test_enums_map_to_cloud_run_names() -> None:
+def test_enums_are_cloud_run_v2_values_as_written() -> None:
     spec = parse_spec(
         {
             **BASE,
-            "ingress": "InternalAndCloudLoadBalancing",
-            "template": {**BASE["template"], "executionEnvironment": "Gen2"},
+            "ingress": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            "template": {**BASE["template"], "executionEnvironment": "EXECUTION_ENVIRONMENT_GEN2"},
         },
         name="hello",
     )
@@ -71,7 +71,52 @@ def test_members_are_normalised() -> None:
         ({"labels": {"iaprun-owner": "x"}}, "reserved"),
         ({"template": {"containers": []}}, "at least one container"),
         ({"ingress": "Public"}, "ingress"),
+        ({"ingress": "All"}, "ingress"),
         ({"deletionPolicy": "Orphan"}, "deletionPolicy"),
+        ({"template": {"containers": [{"image": "a"}], "executionEnvironment": "Gen2"}}, "executionEnvironment"),
+        ({"annotations": {"run.googleapis.com/ingress": "all"}}, "system annotation"),
+        ({"annotations": {"autoscaling.knative.dev/maxScale": "3"}}, "system annotation"),
+        ({"annotations": {"iaprun.dev/owner": "me"}}, "reserved for the operator"),
+        ({"template": {"containers": [{"image": "a"}], "annotations": {"run.googleapis.com/x": "1"}}}, "system"),
+        ({"template": {"containers": [{"image": "a"}], "labels": {"iaprun-owner": "x"}}}, "reserved"),
+        ({"template": {"containers": [{"name": "a", "image": "a"}, {"name": "a", "image": "b"}]}}, "twice"),
+        ({"template": {"containers": [{"image": "a"}], "volumes": [{"name": "v"}, {"name": "v"}]}}, "twice"),
+        (
+            {"template": {"containers": [{"image": "a", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]}},
+            "no volume",
+        ),
+        ({"template": {"containers": [{"name": "a", "image": "a", "dependsOn": ["b"]}]}}, "no other container"),
+        ({"template": {"containers": [{"name": "a", "image": "a", "dependsOn": ["a"]}]}}, "no other container"),
+        (
+            {
+                "template": {
+                    "containers": [
+                        {"name": "a", "image": "a", "dependsOn": ["b"]},
+                        {"name": "b", "image": "b", "dependsOn": ["a"]},
+                    ]
+                }
+            },
+            "cycle",
+        ),
+        (
+            {
+                "template": {
+                    "containers": [{"image": "a", "ports": [{"containerPort": 1}]}, {"image": "b", "ports": [{}]}]
+                }
+            },
+            "at most one container",
+        ),
+        (
+            {"template": {"containers": [{"image": "a"}], "scaling": {"minInstanceCount": 3, "maxInstanceCount": 2}}},
+            "exceeds",
+        ),
+        ({"scaling": {"minInstanceCount": 3, "maxInstanceCount": 2}}, "exceeds"),
+        ({"traffic": [{"percent": 90}]}, "add up to 90"),
+        ({"traffic": [{"percent": 50, "tag": "a"}, {"percent": 50, "tag": "a"}]}, "tag 'a' is declared twice"),
+        ({"traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "percent": 100}]}, "names its revision"),
+        ({"traffic": [{"type": "LATEST", "percent": 100}]}, "is not"),
+        ({"defaultUriDisabled": "yes"}, "defaultUriDisabled"),
+        ({"customAudiences": [""]}, "customAudiences"),
     ],
 )
 def test_invalid_specs_are_refused(patch: dict, message: str) -> None:
@@ -79,10 +124,41 @@ def test_invalid_specs_are_refused(patch: dict, message: str) -> None:
         parse_spec({**BASE, **patch}, name="hello")
 
 
-def test_secret_env_maps_to_cloud_run_value_source() -> None:
+def test_the_old_value_from_spelling_is_refused_with_the_v2_name() -> None:
+    """An object stored before the v2 names must not lose its secret reference silently."""
     ref = {"secretKeyRef": {"secret": "db-password", "version": "latest"}}
+    with pytest.raises(InvalidSpecError, match="write valueSource"):
+        parse_spec(
+            {**BASE, "template": {"containers": [{"image": "hello", "env": [{"name": "PW", "valueFrom": ref}]}]}},
+            name="hello",
+        )
+
+
+def test_v2_template_and_service_fields_pass_through_as_declared() -> None:
+    template = {
+        "containers": [
+            {
+                "name": "app",
+                "image": "a",
+                "ports": [{"containerPort": 8080}],
+                "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+            },
+            {"name": "side", "image": "b", "dependsOn": ["app"]},
+        ],
+        "volumes": [{"name": "v", "emptyDir": {"medium": "MEMORY"}}],
+        "vpcAccess": {"networkInterfaces": [{"network": "default"}], "egress": "PRIVATE_RANGES_ONLY"},
+    }
+    traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "live"}]
     spec = parse_spec(
-        {**BASE, "template": {"containers": [{"image": "hello", "env": [{"name": "PW", "valueFrom": ref}]}]}},
+        {
+            **BASE,
+            "template": template,
+            "traffic": traffic,
+            "annotations": {"team.example/x": "1"},
+            "defaultUriDisabled": False,
+        },
         name="hello",
     )
-    assert spec.template["containers"][0]["env"] == [{"name": "PW", "valueSource": ref}]
+    assert spec.template == template
+    assert spec.fields == {"traffic": traffic, "defaultUriDisabled": False}
+    assert spec.annotations == {"team.example/x": "1"}

@@ -46,7 +46,7 @@ def test_reference_covers_every_field_and_rule() -> None:
     for rule in generator.rules("", schema):
         assert rule.message in text
     assert "`Authoritative`" in text
-    assert "one of `All`, `InternalOnly`, `InternalAndCloudLoadBalancing`" in text
+    assert "one of `INGRESS_TRAFFIC_ALL`, `INGRESS_TRAFFIC_INTERNAL_ONLY`" in text
 
 
 def test_every_field_is_described() -> None:

@@ -1,8 +1,9 @@
 """The one extractor of delegated references: everything a spec asks the operator to use on its behalf.
 
-Proves: each reference the tenancy policy judges is read from where the spec (Cloud Run v2 shape, or the
-Kubernetes ``valueFrom`` spelling) puts it; a bare secret name belongs to the service's project; nothing is
-invented (no account means the default compute account, None). Pure functions, no I/O.
+Proves: each reference the tenancy policy judges is read from where the spec (Cloud Run v2 shape) puts it; a
+bare secret name belongs to the service's project, a short network/subnetwork/connector name to the service's
+project and region; nothing is invented (no account means the default compute account, None). Pure
+functions, no I/O.
 """
 
 from __future__ import annotations
@@ -24,13 +25,31 @@ SPEC: dict[str, Any] = {
                 "image": "asia-northeast1-docker.pkg.dev/team-a-prod/shop/app:1",
                 "env": [
                     {"name": "MODE", "value": "prod"},
-                    {"name": "KEY", "valueFrom": {"secretKeyRef": {"secret": "api-key"}}},
+                    {"name": "KEY", "valueSource": {"secretKeyRef": {"secret": "api-key"}}},
                     {"name": "DB", "valueSource": {"secretKeyRef": {"secret": "projects/shared-db/secrets/pw"}}},
                 ],
             },
             {"image": "docker.io/library/nginx", "env": [{"name": "X", "value": ""}]},
         ],
-        "volumes": [{"name": "cert", "secret": {"secret": "projects/pki-prod/secrets/tls"}}],
+        "volumes": [
+            {"name": "cert", "secret": {"secret": "projects/pki-prod/secrets/tls"}},
+            {"name": "db", "cloudSqlInstance": {"instances": ["team-a-prod:asia-northeast1:orders", "x:y:z"]}},
+            {"name": "media", "gcs": {"bucket": "team-a-media", "readOnly": True}},
+            {"name": "share", "nfs": {"server": "10.0.0.2", "path": "/share"}},
+            {"name": "tmp", "emptyDir": {"medium": "MEMORY"}},
+        ],
+        "vpcAccess": {
+            "connector": "conn-1",
+            "networkInterfaces": [
+                {"network": "default", "subnetwork": "apps"},
+                {"network": "projects/host-vpc/global/networks/shared"},
+            ],
+        },
+        "encryptionKey": "projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",
+    },
+    "binaryAuthorization": {
+        "policy": "projects/team-a-prod/platforms/cloudRun/policies/strict",
+        "breakglassJustification": "incident 42",
     },
     "iap": {
         "enabled": False,
@@ -51,6 +70,18 @@ def test_every_delegated_reference_is_extracted() -> None:
     assert refs.accessors == ("group:devs@example.com", "domain:example.com")
     assert (refs.iap_enabled, refs.public_invoker_bindings, refs.invoker_iam_disabled) == (False, True, True)
     assert refs.literal_env == (LiteralEnv("app", "MODE"), LiteralEnv("containers[1]", "X"))
+    assert refs.networks == (
+        "projects/team-a-prod/locations/asia-northeast1/connectors/conn-1",
+        "projects/team-a-prod/global/networks/default",
+        "projects/team-a-prod/regions/asia-northeast1/subnetworks/apps",
+        "projects/host-vpc/global/networks/shared",
+    )
+    assert refs.sql_instances == ("team-a-prod:asia-northeast1:orders", "x:y:z")
+    assert refs.buckets == ("team-a-media",)
+    assert refs.nfs_servers == ("10.0.0.2",)
+    assert refs.kms_keys == ("projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",)
+    assert refs.binary_authorization_policies == ("projects/team-a-prod/platforms/cloudRun/policies/strict",)
+    assert refs.binary_authorization_breakglass is True
 
 
 def test_defaults_ask_for_nothing_extra() -> None:
@@ -59,6 +90,8 @@ def test_defaults_ask_for_nothing_extra() -> None:
     )
     assert refs.service_account is None  # the project's default compute account
     assert (refs.secret_projects, refs.accessors, refs.literal_env) == ((), (), ())
+    assert (refs.networks, refs.sql_instances, refs.buckets, refs.nfs_servers) == ((), (), (), ())
+    assert (refs.kms_keys, refs.binary_authorization_policies, refs.binary_authorization_breakglass) == ((), (), False)
     assert (refs.iap_enabled, refs.public_invoker_bindings, refs.invoker_iam_disabled) == (True, False, False)
 
 

@@ -170,6 +170,29 @@ def test_an_empty_policy_allows_nothing(raw: Any) -> None:
             {"envValues": "SecretsOnly"},
             'rule "team-a" allows only Secret Manager references in env (container "app" sets "API_KEY" literally)',
         ),
+        (
+            asks(networks=("projects/team-b-prod/global/networks/default",)),
+            {},
+            'rule "team-a" does not allow network "projects/team-b-prod/global/networks/default"',
+        ),
+        (asks(sql_instances=("b:r:db",)), {}, 'rule "team-a" does not allow Cloud SQL instance "b:r:db"'),
+        (asks(buckets=("payroll",)), {}, 'rule "team-a" does not allow bucket "payroll"'),
+        (asks(nfs_servers=("10.0.0.9",)), {}, 'rule "team-a" does not allow NFS server "10.0.0.9"'),
+        (
+            asks(kms_keys=("projects/k/locations/l/keyRings/r/cryptoKeys/c",)),
+            {},
+            'rule "team-a" does not allow KMS key "projects/k/locations/l/keyRings/r/cryptoKeys/c"',
+        ),
+        (
+            asks(binary_authorization_policies=("projects/p/platforms/cloudRun/policies/lax",)),
+            {},
+            'rule "team-a" does not allow Binary Authorization policy "projects/p/platforms/cloudRun/policies/lax"',
+        ),
+        (
+            asks(binary_authorization_breakglass=True),
+            {},
+            'rule "team-a" does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)',
+        ),
     ],
 )
 def test_each_delegated_power_is_refused_in_the_agreed_words(
@@ -191,6 +214,16 @@ def test_each_delegated_power_is_refused_in_the_agreed_words(
         (asks(literal_env=(LiteralEnv("app", "MODE"),)), {"envValues": "Any"}),
         (asks(project=None, secret_projects=()), {}),  # admission: no project named; the operator always has one
         (asks(service_account="WEB@TEAM-A-PROD.iam.gserviceaccount.com"), {}),  # emails compare without case
+        (
+            asks(networks=("projects/team-a-prod/global/networks/default",)),
+            {"networks": ["projects/team-a-prod/*"]},
+        ),
+        (asks(sql_instances=("team-a-prod:r:db",)), {"sqlInstances": ["team-a-prod:*"]}),
+        (asks(buckets=("team-a-media",)), {"buckets": ["team-a-*"]}),
+        (asks(nfs_servers=("10.0.0.2",)), {"nfsServers": ["10.0.0.*"]}),
+        (asks(kms_keys=("projects/team-a-prod/k",)), {"kmsKeys": ["projects/team-a-prod/*"]}),
+        (asks(binary_authorization_policies=("projects/x/p",)), {"binaryAuthorizationPolicies": ["*"]}),
+        (asks(binary_authorization_breakglass=True), {"allowBinaryAuthorizationBreakglass": True}),
     ],
 )
 def test_what_a_rule_grants_explicitly_is_allowed(refs: References, rule: dict[str, Any]) -> None:

@@ -114,7 +114,7 @@ before any rule), then tenancy.rules (which may add what the implicit rule lacks
 {{- $rules := list }}
 {{- if .Values.tenancy.singleTenant }}
 {{- $any := list "*" }}
-{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "envValues" "Any") }}
+{{- $rules = append $rules (dict "name" "singleTenant" "namespaces" $any "projects" $any "regions" $any "serviceNames" $any "serviceAccounts" $any "allowDefaultServiceAccount" true "secretProjects" $any "images" $any "networks" $any "sqlInstances" $any "buckets" $any "nfsServers" $any "kmsKeys" $any "binaryAuthorizationPolicies" $any "adoptServiceNames" $any "accessorMemberKinds" (list "user" "group" "serviceAccount" "domain" "principal" "principalSet") "accessorDomains" $any "allowIapDisabled" true "allowPublicInvokerBindings" true "allowPublicAccess" false "allowBinaryAuthorizationBreakglass" true "envValues" "Any" "oauthClientSecrets" $any) }}
 {{- end }}
 {{- concat $rules (.Values.tenancy.rules | default list) | toJson }}
 {{- end }}
@@ -146,7 +146,7 @@ rules: {{ join "," $indexes | quote }}
 {{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
 {{- end }}
 {{ $key }}labels: {{ join "," $labels | quote }}
-{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" }}
+{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" "networks" "sqlInstances" "buckets" "nfsServers" "kmsKeys" "binaryAuthorizationPolicies" "oauthClientSecrets" }}
 {{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
 {{- end }}
 {{- $accounts := list }}
@@ -158,7 +158,7 @@ rules: {{ join "," $indexes | quote }}
 {{- $domains := list }}
 {{- range $rule.accessorDomains | default list }}{{ $domains = append $domains (lower .) }}{{ end }}
 {{ $key }}accessorDomains: {{ include "iap-run-operator.domainRegex" $domains | quote }}
-{{- range $flag := list "allowDefaultServiceAccount" "allowIapDisabled" "allowPublicInvokerBindings" "allowPublicAccess" }}
+{{- range $flag := list "allowDefaultServiceAccount" "allowIapDisabled" "allowPublicInvokerBindings" "allowPublicAccess" "allowBinaryAuthorizationBreakglass" }}
 {{ $key }}{{ $flag }}: {{ get $rule $flag | default false | toString | quote }}
 {{- end }}
 {{ $key }}envSecretsOnly: {{ eq ($rule.envValues | default "Any") "SecretsOnly" | toString | quote }}
@@ -200,8 +200,14 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- if and (or .Values.podDisruptionBudget.enabled .Values.ha.enabled) (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
 {{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
+{{- end }}
+{{- if not (lt (float64 .Values.ha.renewDeadlineSeconds) (float64 .Values.ha.leaseDurationSeconds)) }}
+{{- fail "ha.renewDeadlineSeconds must be below ha.leaseDurationSeconds: the active pod must stop before a standby may take over" }}
+{{- end }}
+{{- if not (lt (float64 .Values.ha.retryPeriodSeconds) (float64 .Values.ha.renewDeadlineSeconds)) }}
+{{- fail "ha.retryPeriodSeconds must be below ha.renewDeadlineSeconds: the active pod needs more than one try to renew" }}
 {{- end }}
 {{- if and .Values.config.googleApiEndpoint (hasKey .Values.serviceAccount.annotations "iam.gke.io/gcp-service-account") }}
 {{- fail "config.googleApiEndpoint (the local emulator, anonymous credentials) contradicts a Workload Identity annotation on the ServiceAccount: the Google identity would never be used" }}
@@ -224,7 +230,7 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and (not $rule.namespaces) (not ($rule.namespaceSelector | default dict).matchLabels) }}
 {{- fail (printf "tenancy.rules[%d] (%q) sets neither namespaces nor namespaceSelector.matchLabels, so it selects no namespace" $i $rule.name) }}
 {{- end }}
-{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" }}
+{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" "oauthClientSecrets" }}
 {{- range get $rule $field | default list }}
 {{- if regexMatch "[][]" . }}
 {{- fail (printf "tenancy.rules[%d].%s: %q uses a character class ([ or ]); only * and ? are supported" $i $field .) }}

@@ -3,9 +3,11 @@
 - ``Ready`` is always present; True only when Cloud Run reports the service ready *and* every step
   condition matches the spec. Reasons follow Config Connector (UpToDate, Creating, Updating,
   UpdateFailed, DeleteFailed, DependencyNotReady, ManagementConflict) so existing health scripts know them.
-- ``Reconciling`` and ``Stalled`` are present only while True (kstatus abnormal-true conditions).
-- Step conditions (``ServiceReady``, ``IapEnabled``, ``InvokerGranted``, ``AccessorsSynced``) say which
-  part is not there yet.
+- ``Reconciling`` and ``Stalled`` are present only while True (kstatus abnormal-true conditions). Stalled
+  reasons include ``ApiNotEnabled`` and ``OrgPolicyDenied`` (prerequisites and organisation policy).
+- Step conditions (``ServiceReady``, ``IapEnabled``, ``InvokerGranted``, ``AccessorsSynced``,
+  ``IapSettingsSynced``) say which part is not there yet; ``AccessorsCanSignIn`` is advisory (never holds
+  Ready back): False names accessors the Google-managed OAuth client will not let sign in.
 
 ``lastTransitionTime`` changes only when a condition's status changes, and every condition carries the
 generation it was computed for, written in the same patch as ``status.observedGeneration``.
@@ -25,8 +27,14 @@ SERVICE_READY = "ServiceReady"
 IAP_ENABLED = "IapEnabled"
 INVOKER_GRANTED = "InvokerGranted"
 ACCESSORS_SYNCED = "AccessorsSynced"
-STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED)
-ORDER = (READY, RECONCILING, STALLED, *STEP_TYPES)
+IAP_SETTINGS_SYNCED = "IapSettingsSynced"
+ACCESSORS_CAN_SIGN_IN = "AccessorsCanSignIn"
+ADVISORY_TYPES = (ACCESSORS_CAN_SIGN_IN,)
+"""Reported but not part of Ready: whether people can sign in depends on their directory, not on this object."""
+SYNCED = "Synced"
+"""Present only under managementPolicy ObserveOnly (the plan's summary) or Paused (issue 16); Full drops it."""
+STEP_TYPES = (SERVICE_READY, IAP_ENABLED, INVOKER_GRANTED, ACCESSORS_SYNCED, IAP_SETTINGS_SYNCED, *ADVISORY_TYPES)
+ORDER = (READY, RECONCILING, STALLED, SYNCED, *STEP_TYPES)
 
 _MAX_MESSAGE = 1024
 
@@ -39,6 +47,13 @@ class Condition:
     message: str = ""
 
 
+API_NOT_ENABLED = "ApiNotEnabled"
+"""Stalled reason: Google says an API the operator needs is not enabled (the message names it, the project and
+the ``gcloud services enable`` command)."""
+ORG_POLICY_DENIED = "OrgPolicyDenied"
+"""Stalled reason: an organisation policy (domain-restricted sharing) refused a policy write naming members."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why the object is not progressing: ``stalled`` when only a spec or permission change helps."""
@@ -46,6 +61,9 @@ class Failure:
     reason: str
     message: str
     stalled: bool
+    recheck: bool = False
+    """Stalled on something outside Kubernetes that sends no event when fixed (an API enabled later): the
+    object is still looked at again with the retry backoff, so it recovers by itself."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +89,7 @@ def summarise(
         conditions.append(Condition(READY, False, progress.reason, progress.message))
         conditions.append(Condition(RECONCILING, True, progress.reason, progress.message))
     else:
-        pending = [s for s in steps if not s.status]
+        pending = [s for s in steps if not s.status and s.type not in ADVISORY_TYPES]
         if pending:
             first = pending[0]
             conditions.append(Condition(READY, False, "DependencyNotReady", f"{first.type}: {first.message}"))
@@ -117,6 +135,17 @@ def render(
         if kind not in out and kind in before:
             out[kind] = dict(before[kind])
     return [out[t] for t in ORDER if t in out]
+
+
+def replace(
+    previous: Sequence[Mapping[str, Any]], condition: Condition, *, generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """``previous`` as it is, with ``condition`` set (a pass that looks at nothing else: Paused)."""
+    fresh = render([condition], previous, generation=generation, now=now)
+    (rendered,) = (c for c in fresh if c["type"] == condition.type)
+    kept = {str(c.get("type")): dict(c) for c in previous if c.get("type") != condition.type}
+    kept[condition.type] = rendered
+    return [kept[t] for t in ORDER if t in kept]
 
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:

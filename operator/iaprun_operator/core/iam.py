@@ -3,9 +3,13 @@
 - The Cloud Run service policy: the IAP service agent must hold ``roles/run.invoker``; a public invoker
   binding (``allUsers``/``allAuthenticatedUsers``) on an IAP-protected service is removed (fail closed).
 - The IAP resource policy: the declared accessors hold ``roles/iap.httpsResourceAccessor``; an accessor
-  with an expiry gets a conditional binding ``request.time < timestamp(...)`` (policy version 3). A
-  conditional binding the operator did not write (an access level, say) is never widened: Additive keeps it
-  exactly as found, Authoritative removes it and says so.
+  with an expiry or access levels gets ONE conditional binding (policy version 3) in IAP's documented form:
+  ``"accessPolicies/N/accessLevels/L" in request.auth.access_levels`` (several levels joined by ``||``: any
+  one of them lets the member in) and ``request.time < timestamp("...")``, joined by ``&&``. Titles are fixed
+  (``iaprun-expiry`` for an expiry alone, as before; ``iaprun-access`` with access levels) and levels sorted, so
+  an unchanged spec yields the identical binding and neither mode rewrites it. A conditional binding the
+  operator did not write is never widened: Additive keeps it exactly as found, Authoritative removes it and
+  says so.
 
 Every function takes the observed policy dict and returns a new one plus what changed; the caller
 writes it back with the observed etag, so a concurrent writer makes the write fail and the whole
@@ -16,19 +20,70 @@ never touched.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from iaprun_operator.core.model import Accessor, AccessorsPolicy, is_public_member, normalise_member
+from iaprun_operator.core.model import (
+    ACCESS_LEVEL_RE,
+    Accessor,
+    AccessorsPolicy,
+    is_public_member,
+    normalise_member,
+)
 from iaprun_operator.core.names import IAP_ACCESSOR_ROLE, RUN_INVOKER_ROLE
 
 Policy = dict[str, Any]
 
 EXPIRY_TITLE = "iaprun-expiry"
+ACCESS_TITLE = "iaprun-access"
+_OUR_TITLES = frozenset({EXPIRY_TITLE, ACCESS_TITLE})
 _EXPIRY_RE = re.compile(r'^request\.time\s*<\s*timestamp\("([^"]+)"\)$')
+_LEVEL_RE = re.compile(r'^"(' + ACCESS_LEVEL_RE.pattern.strip("^$") + r')"\s+in\s+request\.auth\.access_levels$')
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The condition an accessor's grant carries: until when, and under which access levels (any of them)."""
+
+    expires: datetime | None = None
+    access_levels: tuple[str, ...] = ()
+
+    @property
+    def conditional(self) -> bool:
+        return self.expires is not None or bool(self.access_levels)
+
+    def condition(self) -> dict[str, str]:
+        """The binding's condition (only for a conditional grant)."""
+        parts = []
+        if self.access_levels:
+            levels = " || ".join(f'"{level}" in request.auth.access_levels' for level in self.access_levels)
+            parts.append(f"({levels})" if len(self.access_levels) > 1 else levels)
+        if self.expires is not None:
+            parts.append(expiry_expression(self.expires))
+        if not self.access_levels:
+            return {
+                "title": EXPIRY_TITLE,
+                "description": "Access granted by iap-run-operator until this time",
+                "expression": parts[0],
+            }
+        until = " until this time" if self.expires is not None else ""
+        return {
+            "title": ACCESS_TITLE,
+            "description": f"Access granted by iap-run-operator under access levels{until}",
+            "expression": " && ".join(parts),
+        }
+
+    def sort_key(self) -> tuple[bool, datetime, tuple[str, ...]]:
+        return (self.expires is not None, self.expires or datetime.min.replace(tzinfo=UTC), self.access_levels)
+
+
+def grant_of(accessor: Accessor) -> Grant:
+    return Grant(accessor.expires, tuple(sorted(set(accessor.access_levels))))
 
 
 def expiry_expression(expires: datetime) -> str:
@@ -39,17 +94,43 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_expression(expression: str) -> Grant | None:
+    """The grant an expression the operator writes stands for; None for any other expression."""
+    expires: datetime | None = None
+    levels: list[str] = []
+    for part in (p.strip() for p in expression.strip().split(" && ")):
+        expiry = _EXPIRY_RE.match(part)
+        if expiry and expires is None:
+            try:
+                expires = datetime.fromisoformat(expiry.group(1).replace("Z", "+00:00")).astimezone(UTC)
+            except ValueError:
+                return None
+            continue
+        if levels or expires is not None:
+            return None  # levels come first, once
+        inner = part[1:-1] if part.startswith("(") and part.endswith(")") else part
+        for alternative in inner.split(" || "):
+            level = _LEVEL_RE.match(alternative.strip())
+            if not level:
+                return None
+            levels.append(level.group(1))
+    grant = Grant(expires, tuple(levels))
+    return grant if grant.conditional and list(grant.access_levels) == sorted(set(levels)) else None
+
+
+def grant_of_condition(condition: Mapping[str, Any] | None) -> Grant | None:
+    """The grant of a condition the operator wrote (its title and expression), or None for anything else."""
+    if not condition or condition.get("title") not in _OUR_TITLES:
+        return None
+    return parse_expression(str(condition.get("expression", "")))
+
+
 def expiry_of(condition: Mapping[str, Any] | None) -> datetime | None:
-    """The expiry of a condition the operator wrote, or None for anything else."""
+    """The expiry of an expiry-only condition the operator wrote, or None for anything else."""
     if not condition:
         return None
-    match = _EXPIRY_RE.match(str(condition.get("expression", "")).strip())
-    if not match:
-        return None
-    try:
-        return datetime.fromisoformat(match.group(1).replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
+    grant = parse_expression(str(condition.get("expression", "")))
+    return grant.expires if grant is not None and not grant.access_levels else None
 
 
 def _bindings(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -64,6 +145,12 @@ def _canonical(bindings: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[s
             cond = b.get("condition") or {}
             out.append((str(b["role"]), members, str(cond.get("expression", ""))))
     return sorted(out)
+
+
+def policy_fingerprint(policy: Mapping[str, Any]) -> str:
+    """A short digest of a policy's bindings (order and duplicates aside), to recognise a write seen before."""
+    digest = hashlib.sha256(json.dumps(_canonical(policy.get("bindings") or ())).encode()).hexdigest()
+    return digest[:16]
 
 
 def same_bindings(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -165,22 +252,22 @@ class AccessorPlan:
     """Additive: declared members someone else grants only under a condition; left as they are, not widened."""
 
 
-def _accessor_members(policy: Mapping[str, Any]) -> dict[str, datetime | None]:
-    """Members holding the accessor role, each with its expiry (None: unconditional or foreign cond)."""
-    held: dict[str, datetime | None] = {}
+def _accessor_members(policy: Mapping[str, Any]) -> dict[str, Grant]:
+    """Members holding the accessor role, each with its grant (unconditional for a foreign condition)."""
+    held: dict[str, Grant] = {}
     for b in policy.get("bindings") or ():
         if b.get("role") != IAP_ACCESSOR_ROLE:
             continue
-        expiry = expiry_of(b.get("condition"))
+        grant = grant_of_condition(b.get("condition")) or Grant()
         for m in b.get("members") or ():
-            held[normalise_member(m)] = expiry
+            held[normalise_member(m)] = grant
     return held
 
 
 def _is_ours(binding: Mapping[str, Any]) -> bool:
-    """Accessor bindings the operator may rewrite: unconditional ones and its own expiry conditions."""
+    """Accessor bindings the operator may rewrite: unconditional ones and its own conditions."""
     cond = binding.get("condition")
-    return not cond or (cond.get("title") == EXPIRY_TITLE and expiry_of(cond) is not None)
+    return not cond or grant_of_condition(cond) is not None
 
 
 def _grants(bindings: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
@@ -212,20 +299,16 @@ def _foreign_removed(
     return tuple(out)
 
 
-def _expiry_bindings(wanted: Mapping[str, datetime | None], now: datetime) -> list[dict[str, Any]]:
-    """The operator's own bindings: one unconditional, one per expiry instant."""
-    by_expiry: dict[datetime | None, list[str]] = {}
-    for member, expires in sorted(wanted.items()):
-        by_expiry.setdefault(expires, []).append(member)
+def _grant_bindings(wanted: Mapping[str, Grant]) -> list[dict[str, Any]]:
+    """The operator's own bindings: one unconditional, one per distinct condition."""
+    by_grant: dict[Grant, list[str]] = {}
+    for member, grant in sorted(wanted.items()):
+        by_grant.setdefault(grant, []).append(member)
     ours: list[dict[str, Any]] = []
-    for expires, members in sorted(by_expiry.items(), key=lambda kv: (kv[0] is not None, kv[0] or now)):
+    for grant, members in sorted(by_grant.items(), key=lambda kv: kv[0].sort_key()):
         binding: dict[str, Any] = {"role": IAP_ACCESSOR_ROLE, "members": members}
-        if expires is not None:
-            binding["condition"] = {
-                "title": EXPIRY_TITLE,
-                "description": "Access granted by iap-run-operator until this time",
-                "expression": expiry_expression(expires),
-            }
+        if grant.conditional:
+            binding["condition"] = grant.condition()
         ours.append(binding)
     return ours
 
@@ -249,7 +332,7 @@ def plan_accessors(
     not granted again without the condition: that would widen its access; ``kept_conditional`` says so).
     """
     live = [a for a in accessors if a.expires is None or a.expires > now]
-    wanted = {a.member: a.expires for a in live}
+    wanted = {a.member: grant_of(a) for a in live}
     held = _accessor_members(policy)
     # Reported once: when the expired binding is still there to remove.
     expired = tuple(a.member for a in accessors if a.expires is not None and a.expires <= now and a.member in held)
@@ -257,7 +340,7 @@ def plan_accessors(
     others = [b for b in bindings if b.get("role") != IAP_ACCESSOR_ROLE]
     accessor_bindings = [b for b in bindings if b.get("role") == IAP_ACCESSOR_ROLE]
     if mode is AccessorsPolicy.AUTHORITATIVE:
-        ours = _expiry_bindings(wanted, now)
+        ours = _grant_bindings(wanted)
         return _plan(
             policy,
             _finish(policy, others + ours),
@@ -277,10 +360,10 @@ def plan_accessors(
     managed = set(ledger) | set(new_ledger)
     kept, removed = _additive_kept(accessor_bindings, managed, dropped=set(ledger) - set(wanted))
     granted = {m: wanted[m] for m in new_ledger}
-    unconditional = {m for m, e in _grants(kept) if not e or expiry_of({"expression": e}) is not None}
+    unconditional = {m for m, e in _grants(kept) if not e or parse_expression(e) is not None}
     return _plan(
         policy,
-        _finish(policy, others + kept + _expiry_bindings(granted, now)),
+        _finish(policy, others + kept + _grant_bindings(granted)),
         live=live,
         granted=granted,
         held=held,
@@ -315,8 +398,8 @@ def _plan(
     new: Policy,
     *,
     live: Sequence[Accessor],
-    granted: Mapping[str, datetime | None],
-    held: Mapping[str, datetime | None],
+    granted: Mapping[str, Grant],
+    held: Mapping[str, Grant],
     **rest: Any,
 ) -> AccessorPlan:
     changed = not same_bindings(policy, new)
@@ -324,6 +407,6 @@ def _plan(
         policy=new if changed else None,
         effective=tuple(sorted(live, key=lambda a: a.member)),
         added=tuple(sorted(m for m in granted if m not in held or held[m] != granted[m])),
-        next_expiry=min((e for e in granted.values() if e is not None), default=None),
+        next_expiry=min((g.expires for g in granted.values() if g.expires is not None), default=None),
         **rest,
     )

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from iaprun_operator.core.names import RESERVED_LABEL_PREFIX
+from iaprun_operator.core import surface
+from iaprun_operator.core.iapsettings import IapSettingsSpec, SettingsError, parse_settings
+from iaprun_operator.core.surface import InvalidSpecError as InvalidSpecError
 
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
 PROJECT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -29,18 +31,22 @@ MEMBER_RE = re.compile(
     r"|principalSet://iam\.googleapis\.com/[!-~]+)$"
 )
 PUBLIC_MEMBERS = frozenset({"allusers", "allauthenticatedusers"})
+ACCESS_LEVEL_RE = re.compile(r"^accessPolicies/[0-9]+/accessLevels/[A-Za-z][A-Za-z0-9_]{0,49}$")
+"""An Access Context Manager level's name (its short name: a letter, then letters, digits and _; 50 at most)."""
+MAX_ACCESS_LEVELS = 5
+MAX_ACCESSORS_WITH_LEVELS = 10
+"""The CRD's bounds: they keep the largest spec inside what kubectl apply and kopf can store (test_spec_budget)."""
 
-INGRESS = {
-    "All": "INGRESS_TRAFFIC_ALL",
-    "InternalOnly": "INGRESS_TRAFFIC_INTERNAL_ONLY",
-    "InternalAndCloudLoadBalancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
-}
-EXECUTION_ENVIRONMENT = {"Gen1": "EXECUTION_ENVIRONMENT_GEN1", "Gen2": "EXECUTION_ENVIRONMENT_GEN2"}
+INGRESS = (
+    "INGRESS_TRAFFIC_ALL",
+    "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+    "INGRESS_TRAFFIC_NONE",
+)
 LAUNCH_STAGES = ("GA", "BETA", "ALPHA")
-
-
-class InvalidSpecError(ValueError):
-    """The spec cannot be reconciled as written; the message says why."""
+SERVICE_FIELDS = ("binaryAuthorization", "customAudiences", "defaultUriDisabled", "scaling", "traffic")
+"""Optional Cloud Run v2 Service fields the spec passes through as declared (v2 JSON); Google may fill in or
+normalise their values, so they are diffed on what is declared (core.service)."""
 
 
 class AccessorsPolicy(Enum):
@@ -63,12 +69,26 @@ class Adoption(Enum):
     IF_UNOWNED = "IfUnowned"
 
 
+class ManagementPolicy(Enum):
+    """How far the operator may act on the service (issue 16, docs/day-2.md)."""
+
+    FULL = "Full"
+    """Observe, plan and apply: the reconcile pass as it always was."""
+    OBSERVE_ONLY = "ObserveOnly"
+    """Observe and plan only: status carries the plan; no Google write, ever."""
+    PAUSED = "Paused"
+    """No Google call at all; status says the object is paused."""
+
+
 @dataclass(frozen=True)
 class Accessor:
-    """One principal that may pass IAP, optionally until ``expires``."""
+    """One principal that may pass IAP, optionally until ``expires`` and only under ``access_levels``."""
 
     member: str
     expires: datetime | None = None
+    access_levels: tuple[str, ...] = ()
+    """Access Context Manager levels (``accessPolicies/N/accessLevels/NAME``); the member passes IAP only while
+    meeting one of them (``request.auth.access_levels``)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,8 @@ class IapSpec:
     accessors: tuple[Accessor, ...] = ()
     policy: AccessorsPolicy = AccessorsPolicy.AUTHORITATIVE
     public_invoker: PublicInvokerPolicy = PublicInvokerPolicy.REMOVE
+    settings: IapSettingsSpec | None = None
+    """``spec.iap.settings`` (core.iapsettings); None: the object manages no IAP settings."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,16 @@ class Spec:
     project_id: str | None = None
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """The user's annotations on the service (system and ``iaprun.dev/`` keys refused)."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """The declared ``SERVICE_FIELDS``, as v2 JSON; an absent key is not declared."""
     ingress: str = "INGRESS_TRAFFIC_ALL"
     launch_stage: str | None = None
     iap: IapSpec = IapSpec()
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adoption: Adoption = Adoption.NEVER
+    management_policy: ManagementPolicy = ManagementPolicy.FULL
     invoker_iam_disabled: bool = False
     """Cloud Run's "allow public access" (service-level ``invokerIamDisabled``): the run.invoker IAM check is
     skipped (public when IAP is off); the tenancy policy must allow it."""
@@ -162,29 +189,54 @@ def _parse_accessors(raw: Any) -> tuple[Accessor, ...]:
             expires = parse_timestamp(str(expires_raw)) if expires_raw else None
         except ValueError:
             raise InvalidSpecError(f"{where}.expires: {expires_raw!r} is not an RFC 3339 timestamp") from None
-        accessors.append(Accessor(member=member, expires=expires))
+        accessors.append(Accessor(member=member, expires=expires, access_levels=_access_levels(item, where)))
+    if sum(1 for a in accessors if a.access_levels) > MAX_ACCESSORS_WITH_LEVELS:
+        raise InvalidSpecError(
+            f"spec.iap.accessors: at most {MAX_ACCESSORS_WITH_LEVELS} accessors may carry accessLevels (grant a "
+            "group under the access levels instead of many members)"
+        )
     return tuple(accessors)
 
 
+def _access_levels(item: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    raw = item.get("accessLevels") or ()
+    if not isinstance(raw, list | tuple) or len(raw) > MAX_ACCESS_LEVELS:
+        raise InvalidSpecError(f"{where}.accessLevels: a list of at most {MAX_ACCESS_LEVELS} access level names")
+    for level in raw:
+        if not isinstance(level, str) or not ACCESS_LEVEL_RE.match(level):
+            raise InvalidSpecError(
+                f"{where}.accessLevels: {level!r} is not an access level name (accessPolicies/NUMBER/accessLevels/NAME)"
+            )
+    return tuple(sorted(set(raw)))
+
+
+# ------------------------------------------------------------------------------------------- spec.iap.settings
+
+
+def _parse_iap_settings(raw: Any) -> IapSettingsSpec | None:
+    try:
+        return parse_settings(raw)
+    except SettingsError as error:
+        raise InvalidSpecError(str(error)) from None
+
+
 def _cloud_run_template(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec's template uses Cloud Run v2 field names; only enum spellings differ."""
+    """The spec's template is Cloud Run v2's RevisionTemplate as it is; only checked, never renamed."""
     template = copy.deepcopy(dict(raw))
-    containers = template.get("containers") or []
-    if not containers:
-        raise InvalidSpecError("spec.template.containers: at least one container is required")
-    for index, container in enumerate(containers):
-        if not str(container.get("image", "")).strip():
-            raise InvalidSpecError(f"spec.template.containers[{index}].image: required")
-        for var in container.get("env") or ():
-            # Kubernetes users write valueFrom; Cloud Run v2 calls the same thing valueSource.
-            if "valueFrom" in var:
-                var["valueSource"] = var.pop("valueFrom")
-    env = template.get("executionEnvironment")
-    if env is not None:
-        if env not in EXECUTION_ENVIRONMENT:
-            raise InvalidSpecError(f"spec.template.executionEnvironment: {env!r} is not Gen1 or Gen2")
-        template["executionEnvironment"] = EXECUTION_ENVIRONMENT[env]
+    surface.check_template(template)
     return template
+
+
+def _service_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The declared optional v2 Service fields, checked where Google would refuse them."""
+    fields = {key: copy.deepcopy(spec[key]) for key in SERVICE_FIELDS if spec.get(key) is not None}
+    surface.check_scaling(fields.get("scaling") or {}, "spec.scaling")
+    surface.check_traffic(fields.get("traffic") or ())
+    if not isinstance(fields.get("defaultUriDisabled", False), bool):
+        raise InvalidSpecError(f"spec.defaultUriDisabled: {fields['defaultUriDisabled']!r} is not true or false")
+    if not all(isinstance(a, str) and a for a in fields.get("customAudiences") or ()):
+        raise InvalidSpecError("spec.customAudiences: every audience is a non-empty string")
+    return fields
 
 
 def parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
@@ -216,13 +268,11 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
     project_id = spec.get("projectID")
     if project_id is not None and not PROJECT_ID_RE.match(str(project_id)):
         raise InvalidSpecError(f"spec.projectID: {project_id!r} is not a Google Cloud project ID")
-    labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
-    for key in labels:
-        if key.startswith(RESERVED_LABEL_PREFIX):
-            raise InvalidSpecError(f"spec.labels: {key!r} uses the reserved prefix {RESERVED_LABEL_PREFIX!r}")
-    ingress_name = spec.get("ingress", "All")
-    if ingress_name not in INGRESS:
-        raise InvalidSpecError(f"spec.ingress: {ingress_name!r} is not one of {', '.join(INGRESS)}")
+    labels = surface.check_labels(spec.get("labels") or {}, "spec.labels")
+    annotations = surface.check_annotations(spec.get("annotations") or {}, "spec.annotations")
+    ingress = spec.get("ingress") or "INGRESS_TRAFFIC_ALL"
+    if ingress not in INGRESS:
+        raise InvalidSpecError(f"spec.ingress: {ingress!r} is not one of {', '.join(INGRESS)}")
     launch_stage = spec.get("launchStage")
     if launch_stage is not None and launch_stage not in LAUNCH_STAGES:
         raise InvalidSpecError(f"spec.launchStage: {launch_stage!r} is not one of {', '.join(LAUNCH_STAGES)}")
@@ -236,6 +286,7 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
             PublicInvokerPolicy,
             "spec.iap.publicInvokerBindings",
         ),
+        settings=_parse_iap_settings(iap_raw.get("settings")),
     )
     return Spec(
         region=region,
@@ -244,10 +295,24 @@ def _parse_spec(spec: Mapping[str, Any], *, name: str) -> Spec:
         project_id=str(project_id) if project_id is not None else None,
         description=str(spec.get("description", "")),
         labels=labels,
-        ingress=INGRESS[ingress_name],
+        annotations=annotations,
+        fields=_service_fields(spec),
+        ingress=ingress,
         launch_stage=launch_stage,
         iap=iap,
         deletion_policy=_enum(spec.get("deletionPolicy", "Delete"), DeletionPolicy, "spec.deletionPolicy"),
         adoption=_enum(spec.get("adoption", "Never"), Adoption, "spec.adoption"),
         invoker_iam_disabled=_flag(spec, "invokerIamDisabled"),
+        management_policy=_enum(spec.get("managementPolicy", "Full"), ManagementPolicy, "spec.managementPolicy"),
     )
+
+
+def management_policy(spec: Any) -> ManagementPolicy:
+    """The spec's management policy read on its own, for deletion: a spec that no longer parses as a whole still
+    says whether the operator may touch the service. An unreadable value reads as the most careful one (Paused)."""
+    if not isinstance(spec, Mapping):
+        return ManagementPolicy.FULL  # no spec to speak of: deletion goes on as it always did
+    try:
+        return ManagementPolicy(spec.get("managementPolicy") or ManagementPolicy.FULL.value)
+    except (ValueError, TypeError):
+        return ManagementPolicy.PAUSED

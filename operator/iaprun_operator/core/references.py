@@ -4,16 +4,19 @@ The operator's Google account can do far more than any one tenant may: create se
 project, run revisions as many service accounts, read their secrets, pull any image. Whatever a spec names
 that the operator would use with that authority is a *delegated reference*, and the tenancy policy must see
 each one before any Google call. Keeping the extraction in one place means a new spec field that names a
-Google resource (a VPC connector, a Cloud SQL instance, a KMS key) is added here and so cannot bypass the
-policy by being forgotten in one of its callers.
+Google resource is added here and so cannot bypass the policy by being forgotten in one of its callers.
+Today: project, region, name, runtime account, secrets (env and volumes), images, VPC networks/subnetworks/
+connectors, Cloud SQL instances, buckets, NFS servers, the KMS key, the Binary Authorization policy, and the
+IAP and public-access switches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from iaprun_operator.core.iapsettings import secret_references
 from iaprun_operator.core.model import PublicInvokerPolicy, Spec
 
 
@@ -45,6 +48,26 @@ class References:
     """``publicInvokerBindings: Report``: public invoker bindings are kept."""
     invoker_iam_disabled: bool
     literal_env: tuple[LiteralEnv, ...]
+    oauth_client_secrets: tuple[str, ...] = ()
+    """Secrets (``projects/P/secrets/S``) the *operator* reads to configure IAP's OAuth clients
+    (``spec.iap.settings``); unlike env secrets, which the runtime account reads, these use the operator's
+    own access, so they are judged on their own list."""
+    networks: tuple[str, ...] = ()
+    """VPC networks, subnetworks and Serverless VPC Access connectors (``template.vpcAccess``), as full
+    resource names: a short name is the service project's (``projects/P/global/networks/N``,
+    ``projects/P/regions/R/subnetworks/S``, ``projects/P/locations/R/connectors/C``)."""
+    sql_instances: tuple[str, ...] = ()
+    """Cloud SQL connection names (``PROJECT:REGION:INSTANCE``) of ``cloudSqlInstance`` volumes."""
+    buckets: tuple[str, ...] = ()
+    """Cloud Storage buckets of ``gcs`` volumes."""
+    nfs_servers: tuple[str, ...] = ()
+    """NFS servers (IP or host name) of ``nfs`` volumes."""
+    kms_keys: tuple[str, ...] = ()
+    """The customer-managed encryption key (``template.encryptionKey``)."""
+    binary_authorization_policies: tuple[str, ...] = ()
+    """A named Binary Authorization policy (``binaryAuthorization.policy``); ``useDefault`` names none."""
+    binary_authorization_breakglass: bool = False
+    """``binaryAuthorization.breakglassJustification`` set: the deploy bypasses Binary Authorization."""
 
 
 def secret_project(secret: str, service_project: str | None) -> str | None:
@@ -63,7 +86,7 @@ def _containers(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
 def _secret_names(template: Mapping[str, Any]) -> Iterator[str]:
     for _, container in _containers(template):
         for var in container.get("env") or ():
-            ref = ((var.get("valueSource") or var.get("valueFrom") or {}).get("secretKeyRef") or {}).get("secret")
+            ref = ((var.get("valueSource") or {}).get("secretKeyRef") or {}).get("secret")
             if ref:
                 yield str(ref)
     for volume in template.get("volumes") or ():
@@ -79,9 +102,40 @@ def _literal_env(template: Mapping[str, Any]) -> Iterator[LiteralEnv]:
                 yield LiteralEnv(container=label, name=str(var.get("name", "")))
 
 
+def _full_name(name: str, project: str | None, kind: str) -> str | None:
+    """``name`` as a full resource name in ``project`` (``kind`` is the path after it), unless already one."""
+    if name.startswith("projects/"):
+        return name
+    return None if project is None else f"projects/{project}/{kind}/{name}"
+
+
+def _networks(template: Mapping[str, Any], project: str | None, region: str) -> Iterator[str | None]:
+    access = template.get("vpcAccess") or {}
+    if access.get("connector"):
+        yield _full_name(str(access["connector"]), project, f"locations/{region}/connectors")
+    for interface in access.get("networkInterfaces") or ():
+        if interface.get("network"):
+            yield _full_name(str(interface["network"]), project, "global/networks")
+        if interface.get("subnetwork"):
+            yield _full_name(str(interface["subnetwork"]), project, f"regions/{region}/subnetworks")
+
+
+def _volume_values(template: Mapping[str, Any], kind: str, key: str) -> Iterator[str]:
+    for volume in template.get("volumes") or ():
+        value = (volume.get(kind) or {}).get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if item:
+                yield str(item)
+
+
+def _once(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
 def extract(spec: Spec, project: str | None) -> References:
     """The delegated references of ``spec`` whose service lives in ``project``."""
     template = spec.template
+    binauthz = spec.fields.get("binaryAuthorization") or {}
     secrets = (secret_project(name, project) for name in _secret_names(template))
     account = str(template.get("serviceAccount") or "") or None
     return References(
@@ -96,4 +150,12 @@ def extract(spec: Spec, project: str | None) -> References:
         public_invoker_bindings=spec.iap.public_invoker is PublicInvokerPolicy.REPORT,
         invoker_iam_disabled=spec.invoker_iam_disabled,
         literal_env=tuple(_literal_env(template)),
+        oauth_client_secrets=tuple(dict.fromkeys(secret_references(spec.iap.settings, project))),
+        networks=_once(_networks(template, project, spec.region)),
+        sql_instances=_once(_volume_values(template, "cloudSqlInstance", "instances")),
+        buckets=_once(_volume_values(template, "gcs", "bucket")),
+        nfs_servers=_once(_volume_values(template, "nfs", "server")),
+        kms_keys=_once([str(template.get("encryptionKey") or "")]),
+        binary_authorization_policies=_once([str(binauthz.get("policy") or "")]),
+        binary_authorization_breakglass=bool(binauthz.get("breakglassJustification")),
     )

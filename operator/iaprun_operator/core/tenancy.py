@@ -51,13 +51,22 @@ class Rule:
     allow_default_service_account: bool = False
     secret_projects: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+    sql_instances: tuple[str, ...] = ()
+    buckets: tuple[str, ...] = ()
+    nfs_servers: tuple[str, ...] = ()
+    kms_keys: tuple[str, ...] = ()
+    binary_authorization_policies: tuple[str, ...] = ()
     adopt_service_names: tuple[str, ...] = ()
     accessor_member_kinds: tuple[str, ...] = DEFAULT_MEMBER_KINDS
     accessor_domains: tuple[str, ...] = ()
     allow_iap_disabled: bool = False
     allow_public_invoker_bindings: bool = False
     allow_public_access: bool = False
+    allow_binary_authorization_breakglass: bool = False
     env_values: EnvValues = EnvValues.ANY
+    oauth_client_secrets: tuple[str, ...] = ()
+    """Secret Manager secrets (``projects/P/secrets/S`` globs) the operator may read for IAP's OAuth client."""
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Every selector the rule sets must match; a rule that sets none selects nothing."""
@@ -85,11 +94,19 @@ SINGLE_TENANT_RULE = Rule(
     allow_default_service_account=True,
     secret_projects=("*",),
     images=("*",),
+    networks=("*",),
+    sql_instances=("*",),
+    buckets=("*",),
+    nfs_servers=("*",),
+    kms_keys=("*",),
+    binary_authorization_policies=("*",),
     adopt_service_names=("*",),
     accessor_member_kinds=MEMBER_KINDS,
     accessor_domains=("*",),
     allow_iap_disabled=True,
     allow_public_invoker_bindings=True,
+    oauth_client_secrets=("*",),
+    allow_binary_authorization_breakglass=True,
 )
 
 
@@ -166,6 +183,10 @@ def _reasons(rule: Rule, refs: References, adopting: bool) -> Iterator[str | Non
         yield "does not allow the project's default compute service account (set spec.template.serviceAccount)"
     yield _first(refs.secret_projects, lambda p: not _matches(p, rule.secret_projects), 'secrets from project "{}"')
     yield _first(refs.images, lambda i: not _matches(i, rule.images), 'image "{}"')
+    for values, allowed, what in _resource_checks(rule, refs):
+        yield _first(values, lambda v, allowed=allowed: not _matches(v, allowed), what)  # type: ignore[misc]
+    if refs.binary_authorization_breakglass and not rule.allow_binary_authorization_breakglass:
+        yield "does not allow bypassing Binary Authorization (binaryAuthorization.breakglassJustification)"
     for member in refs.accessors:
         if member_kind(member) not in rule.accessor_member_kinds:
             yield f'does not allow accessor "{member}" (member kind "{member_kind(member)}")'
@@ -184,8 +205,25 @@ def _reasons(rule: Rule, refs: References, adopting: bool) -> Iterator[str | Non
             f'allows only Secret Manager references in env (container "{literal.container}" sets '
             f'"{literal.name}" literally)'
         )
+    yield _first(
+        refs.oauth_client_secrets,
+        lambda s: not _matches(s, rule.oauth_client_secrets),
+        'the operator reading OAuth client secret "{}"',
+    )
     if adopting and not _matches(refs.service_name, rule.adopt_service_names):
         yield f'does not allow adopting service "{refs.service_name}"'
+
+
+def _resource_checks(rule: Rule, refs: References) -> tuple[tuple[Sequence[str], Sequence[str], str], ...]:
+    """The Google resources a revision reaches beyond secrets and images, in the documented order."""
+    return (
+        (refs.networks, rule.networks, 'network "{}"'),
+        (refs.sql_instances, rule.sql_instances, 'Cloud SQL instance "{}"'),
+        (refs.buckets, rule.buckets, 'bucket "{}"'),
+        (refs.nfs_servers, rule.nfs_servers, 'NFS server "{}"'),
+        (refs.kms_keys, rule.kms_keys, 'KMS key "{}"'),
+        (refs.binary_authorization_policies, rule.binary_authorization_policies, 'Binary Authorization policy "{}"'),
+    )
 
 
 def _first(values: Sequence[str], refused: Callable[[str], bool], what: str) -> str | None:
@@ -247,11 +285,17 @@ def describe_rule(rule: Rule) -> str:
         f"runtime service accounts {_listed(rule.service_accounts)}, "
         f"the default compute service account: {_yes(rule.allow_default_service_account)}, "
         f"secrets from projects {_listed(rule.secret_projects)}, images {_listed(rule.images)}, "
+        f"networks {_listed(rule.networks)}, Cloud SQL instances {_listed(rule.sql_instances)}, "
+        f"buckets {_listed(rule.buckets)}, NFS servers {_listed(rule.nfs_servers)}, "
+        f"KMS keys {_listed(rule.kms_keys)}, "
+        f"Binary Authorization policies {_listed(rule.binary_authorization_policies)}, "
+        f"Binary Authorization breakglass: {_yes(rule.allow_binary_authorization_breakglass)}, "
         f"adopting services {_listed(rule.adopt_service_names)}, "
         f"accessor kinds {_listed(rule.accessor_member_kinds)} in domains {_listed(rule.accessor_domains)}, "
         f"IAP off: {_yes(rule.allow_iap_disabled)}, "
         f"public invoker bindings kept: {_yes(rule.allow_public_invoker_bindings)}, "
-        f"public access: {_yes(rule.allow_public_access)}, env values: {rule.env_values.value}"
+        f"public access: {_yes(rule.allow_public_access)}, env values: {rule.env_values.value}, "
+        f"OAuth client secrets {_listed(rule.oauth_client_secrets)}"
     )
 
 
@@ -294,14 +338,22 @@ _LISTS = {
     "serviceAccounts": "service_accounts",
     "secretProjects": "secret_projects",
     "images": "images",
+    "networks": "networks",
+    "sqlInstances": "sql_instances",
+    "buckets": "buckets",
+    "nfsServers": "nfs_servers",
+    "kmsKeys": "kms_keys",
+    "binaryAuthorizationPolicies": "binary_authorization_policies",
     "adoptServiceNames": "adopt_service_names",
     "accessorDomains": "accessor_domains",
+    "oauthClientSecrets": "oauth_client_secrets",
 }
 _FLAGS = {
     "allowDefaultServiceAccount": "allow_default_service_account",
     "allowIapDisabled": "allow_iap_disabled",
     "allowPublicInvokerBindings": "allow_public_invoker_bindings",
     "allowPublicAccess": "allow_public_access",
+    "allowBinaryAuthorizationBreakglass": "allow_binary_authorization_breakglass",
 }
 _RULE_KEYS = {"name", "namespaceSelector", "accessorMemberKinds", "envValues", *_LISTS, *_FLAGS}
 _LOWERED = {"serviceAccounts", "accessorDomains"}  # emails and domains compare case-insensitively

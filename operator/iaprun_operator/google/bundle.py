@@ -9,8 +9,10 @@ from iaprun_operator.google.cloudrun import CloudRun
 from iaprun_operator.google.credentials import credentials
 from iaprun_operator.google.discovery import DiscoveryClients
 from iaprun_operator.google.iap import Iap
+from iaprun_operator.google.organizations import Organizations
 from iaprun_operator.google.projects import Projects
 from iaprun_operator.google.ratelimit import Limiter
+from iaprun_operator.google.secrets import Secrets
 from iaprun_operator.settings import Settings
 
 
@@ -20,6 +22,8 @@ class Google:
     iap: Iap
     projects: Projects
     calls: Calls
+    secrets: Secrets
+    organizations: Organizations
 
     @classmethod
     def build(cls, settings: Settings, observer: CallObserver | None = None) -> Google:
@@ -28,13 +32,16 @@ class Google:
         creds = credentials(settings.google_api_endpoint)
         calls = Calls(threads=max(4, settings.workers), observer=observer)
         q = settings.quotas
+        # Google's quotas are per project (and region), shared by every shard: each takes an equal share.
+        share = 1.0 / settings.ha.shards
         limiter = Limiter(
             {
-                "run_write": q.run_writes_per_minute,
-                "run_read": q.run_reads_per_minute,
-                "iap": q.iap_per_minute,
-                "crm": q.crm_per_minute,
-                "serviceusage": 240.0,
+                "run_write": q.run_writes_per_minute * share,
+                "run_read": q.run_reads_per_minute * share,
+                "iap": q.iap_per_minute * share,
+                "crm": q.crm_per_minute * share,
+                "serviceusage": 240.0 * share,
+                "secretmanager": 600.0 * share,
             },
             on_wait=observer.quota_wait,
         )
@@ -51,4 +58,6 @@ class Google:
             iap=Iap(calls=calls, limiter=limiter, clients=clients),
             projects=Projects(calls=calls, limiter=limiter, clients=clients),
             calls=calls,
+            secrets=Secrets(calls=calls, limiter=limiter, clients=clients),
+            organizations=Organizations(calls=calls, limiter=limiter, clients=clients),
         )

@@ -20,7 +20,7 @@ import requests
 from google.api_core import exceptions as core_exceptions
 from googleapiclient.errors import HttpError
 
-from iaprun_operator.core.errors import GoogleError, Kind
+from iaprun_operator.core.errors import DOMAIN_RESTRICTED_SHARING, GoogleError, Kind, Violation
 from iaprun_operator.google.ratelimit import TokenBucket
 
 T = TypeVar("T")
@@ -40,13 +40,20 @@ _BY_STATUS = {
     "INTERNAL": Kind.TRANSIENT,
     "UNKNOWN": Kind.TRANSIENT,
 }
+_DRS_MESSAGE = "do not belong to a permitted customer"
+"""Domain-restricted sharing's message; Cloud Run's v1 IAM answer carries it without a PreconditionFailure."""
 _RATE_REASONS = {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 
 
-def kind_for(code: int, status: str, reason: str) -> Kind:
-    """The kind of a Google error from its HTTP code, ``error.status`` and ErrorInfo reason."""
+def kind_for(code: int, status: str, reason: str, violations: tuple[Violation, ...] = ()) -> Kind:
+    """The kind of a Google error from its HTTP code, ``error.status``, ErrorInfo reason and PreconditionFailure
+    violations."""
     if reason in _RATE_REASONS or code == 429:
         return Kind.RATE_LIMITED
+    if reason == "SERVICE_DISABLED":
+        return Kind.API_NOT_ENABLED
+    if any(v.type == DOMAIN_RESTRICTED_SHARING for v in violations):
+        return Kind.ORG_POLICY
     if status in _BY_STATUS:
         return _BY_STATUS[status]
     # Else by HTTP code; any other (408, 5xx, a code Google never documented) is worth another try.
@@ -87,14 +94,61 @@ def _without_html(message: str, code: int) -> str:
     return f"HTTP {code} from Google's front end, with an HTML page instead of an API error (no such location or path)"
 
 
-def _reason_of(error: dict[str, Any]) -> str:
+def _error_info(error: dict[str, Any]) -> dict[str, Any]:
     for detail in error.get("details") or ():
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
-            return str(detail.get("reason", ""))
+            return detail
+    return {}
+
+
+def _reason_of(error: dict[str, Any]) -> str:
+    info = _error_info(error)
+    if info:
+        return str(info.get("reason", ""))
     for legacy in error.get("errors") or ():
         if isinstance(legacy, dict) and legacy.get("reason"):
             return str(legacy["reason"])
     return ""
+
+
+def _metadata_of(error: dict[str, Any]) -> dict[str, str]:
+    metadata = _error_info(error).get("metadata")
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+
+
+def _violations_of(error: dict[str, Any]) -> tuple[Violation, ...]:
+    """The PreconditionFailure violations of an error body (domain-restricted sharing names its members here)."""
+    out: list[Violation] = []
+    for detail in error.get("details") or ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.PreconditionFailure"):
+            for v in detail.get("violations") or ():
+                if isinstance(v, dict):
+                    out.append(
+                        Violation(str(v.get("type", "")), str(v.get("subject", "")), str(v.get("description", "")))
+                    )
+    return tuple(out)
+
+
+def _from_body(error: dict[str, Any], code: int, fallback: str, *, api: str, method: str, headers: Any) -> GoogleError:
+    """A ``GoogleError`` from Google's JSON error envelope (``fallback``: the client's message when it has none)."""
+    status = str(error.get("status", ""))
+    reason = _reason_of(error)
+    violations = _violations_of(error)
+    message = str(error.get("message") or _without_html(fallback, code))
+    kind = kind_for(code, status, reason, violations)
+    if kind in (Kind.INVALID, Kind.FAILED_PRECONDITION) and _DRS_MESSAGE in message:
+        kind = Kind.ORG_POLICY
+    return GoogleError(
+        kind,
+        message,
+        api=api,
+        method=method,
+        code=code,
+        reason=reason,
+        retry_after=_retry_after(headers),
+        metadata=_metadata_of(error),
+        violations=violations,
+    )
 
 
 def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError | None:
@@ -103,32 +157,15 @@ def to_google_error(exc: BaseException, *, api: str, method: str) -> GoogleError
         response = getattr(exc, "response", None)
         error = _error_body(getattr(response, "content", None)) if response is not None else {}
         code = int(exc.code or 0) if isinstance(exc.code, int) else int(getattr(exc.code, "value", [0])[0] or 0)
-        status = str(error.get("status", ""))
-        reason = getattr(exc, "reason", None) or _reason_of(error)
-        message = str(error.get("message") or _without_html(exc.message, code))
-        headers = getattr(response, "headers", None)
-        return GoogleError(
-            kind_for(code, status, reason),
-            message,
-            api=api,
-            method=method,
-            code=code,
-            reason=reason,
-            retry_after=_retry_after(headers),
-        )
+        if not error.get("details") and getattr(exc, "reason", None):
+            # An error without the HTTP body (a failed operation): api_core keeps ErrorInfo's reason and metadata.
+            info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": exc.reason}
+            error = {**error, "details": [{**info, "metadata": dict(getattr(exc, "metadata", None) or {})}]}
+        return _from_body(error, code, exc.message, api=api, method=method, headers=getattr(response, "headers", None))
     if isinstance(exc, HttpError):
         error = _error_body(exc.content)
-        code = int(exc.status_code or 0)
-        reason = _reason_of(error)
-        message = str(error.get("message") or _without_html(str(exc.reason or exc), code))
-        return GoogleError(
-            kind_for(code, str(error.get("status", "")), reason),
-            message,
-            api=api,
-            method=method,
-            code=code,
-            reason=reason,
-            retry_after=_retry_after(exc.resp),
+        return _from_body(
+            error, int(exc.status_code or 0), str(exc.reason or exc), api=api, method=method, headers=exc.resp
         )
     if isinstance(exc, requests.exceptions.RequestException | socket.timeout | TimeoutError | ConnectionError):
         return GoogleError(Kind.TRANSIENT, f"{type(exc).__name__}: {exc}", api=api, method=method)

@@ -1,8 +1,9 @@
-"""IAP API v1 adapter: the IAM policy of a Cloud Run service's IAP resource.
+"""IAP API v1 adapter: the IAM policy and the IAP settings of a Cloud Run service's IAP resource.
 
 The resource is ``projects/{number}/iap_web/cloud_run-{region}/services/{service}``; the IAP API reads
 policies with a POST carrying ``requestedPolicyVersion: 3`` so conditional (expiring) bindings come back
-as written.
+as written. Settings are read with ``getIapSettings`` and written with ``updateIapSettings`` and an update
+mask, so only the fields named change.
 """
 
 from __future__ import annotations
@@ -41,5 +42,21 @@ class Iap:
         request = self._policies().setIamPolicy(resource=resource, body={"policy": dict(policy)})
         result = await self._calls.run(
             API, "setIamPolicy", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
+        )
+        return dict(result)
+
+    async def get_settings(self, resource: str, project: str) -> dict[str, Any]:
+        request = self._policies().getIapSettings(name=resource)
+        result = await self._calls.run(
+            API, "getIapSettings", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
+        )
+        return dict(result)
+
+    async def update_settings(
+        self, resource: str, project: str, settings: Mapping[str, Any], mask: str
+    ) -> dict[str, Any]:
+        request = self._policies().updateIapSettings(name=resource, updateMask=mask, body=dict(settings))
+        result = await self._calls.run(
+            API, "updateIapSettings", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
         )
         return dict(result)

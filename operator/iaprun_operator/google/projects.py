@@ -1,9 +1,12 @@
-"""Per-project facts, fetched once and cached: the project number and the IAP service agent.
+"""Per-project facts, fetched once and cached: the project number, the IAP API's reachability, the IAP agent.
 
 Resource Manager v3 ``projects.get`` gives the number (IAP resources and the agent's email use it);
-Service Usage v1beta1 ``generateServiceIdentity`` makes sure the IAP service agent exists (it needs no
-permission and is idempotent). Both answers never change for a project, so each is asked once per
-operator process; concurrent reconciles of the same project share one in-flight call.
+a read of the project's IAP policy (``projects/N/iap_web``) proves the IAP API is enabled before the first
+pass writes anything (a disabled API would otherwise surface only after the service was created and the
+invoker granted); Service Usage v1beta1 ``generateServiceIdentity`` makes sure the IAP service agent exists (it
+needs no permission and is idempotent). The answers do not change for a project in practice, so each is
+asked once per operator process (a failure is asked again); concurrent reconciles of the same project share
+one in-flight call.
 """
 
 from __future__ import annotations
@@ -23,15 +26,24 @@ class Projects:
         self._calls = calls
         self._limiter = limiter
         self._clients = clients
-        self._numbers: dict[str, asyncio.Task[str]] = {}
-        self._agents: dict[str, asyncio.Task[str]] = {}
+        self._numbers: dict[str, asyncio.Future[str]] = {}
+        self._agents: dict[str, asyncio.Future[str]] = {}
+        self._iap_reachable: dict[str, asyncio.Future[str]] = {}
 
-    async def _once(self, cache: dict[str, asyncio.Task[str]], key: str, make: Any) -> str:
+    async def _once(self, cache: dict[str, asyncio.Future[str]], key: str, make: Any) -> str:
         task = cache.get(key)
         if task is None or (task.done() and task.exception() is not None):
             task = asyncio.ensure_future(make())
             cache[key] = task
         return await asyncio.shield(task)
+
+    def remember(self, project: str, number: str) -> None:
+        """A number an object's status already holds (learnt by an earlier pass, maybe of an earlier process):
+        other objects of the project then need no Resource Manager call either."""
+        if project not in self._numbers:
+            known: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            known.set_result(number)
+            self._numbers[project] = known
 
     async def number(self, project: str) -> str:
         async def fetch() -> str:
@@ -53,6 +65,27 @@ class Projects:
             return name.removeprefix("projects/")
 
         return await self._once(self._numbers, project, fetch)
+
+    async def check_iap(self, project: str, number: str) -> None:
+        """Raise ``API_NOT_ENABLED`` when the IAP API is not enabled in the project; any other answer, a
+        permission error included, shows the API is on (the steps report such errors on their own calls)."""
+
+        async def probe() -> str:
+            request = (
+                self._clients.service("iap", "v1")
+                .v1()
+                .getIamPolicy(resource=f"projects/{number}/iap_web", body={"options": {"requestedPolicyVersion": 3}})
+            )
+            try:
+                await self._calls.run(
+                    "iap", "getIamPolicy", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
+                )
+            except GoogleError as error:
+                if error.kind is Kind.API_NOT_ENABLED:
+                    raise
+            return number
+
+        await self._once(self._iap_reachable, project, probe)
 
     async def iap_agent(self, project: str, number: str) -> str:
         """The IAP service agent's email, after making sure it exists."""

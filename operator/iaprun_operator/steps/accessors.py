@@ -3,17 +3,22 @@
 ``observe`` reads the IAP policy, ``plan`` is ``core.iam.plan_accessors`` wrapped in an ``AccessorStepPlan``
 (which, under Additive, first records newcomers in the ledger and writes nothing), ``apply`` writes the
 plan's policy, ``outcome`` reports status, conditions and Events.
+
+A write that domain-restricted sharing refuses stalls the object (``OrgPolicyDenied``) and is recorded in
+``status.iap.orgPolicyRefusal`` with a fingerprint of the refused policy and the generation: later passes make
+the same write again only once the spec (generation) or the policy to write has changed, never in a loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from iaprun_operator.core import conditions as cond
-from iaprun_operator.core.iam import AccessorPlan, format_time, plan_accessors
+from iaprun_operator.core.errors import GoogleError, Kind, Violation, org_policy_refusal
+from iaprun_operator.core.iam import AccessorPlan, format_time, plan_accessors, policy_fingerprint
 from iaprun_operator.core.model import Spec
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.ports import GooglePorts
@@ -46,19 +51,67 @@ def plan(policy: dict[str, Any], spec: Spec, ledger: Sequence[str], now: datetim
     return AccessorStepPlan(decided, record_first)
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the step knows of the object beyond its spec: the ledger, its generation, a recorded refusal."""
+
+    ledger: Sequence[str]
+    generation: int = 0
+    refusal: Mapping[str, Any] | None = None
+
+
 async def run(
-    google: GooglePorts, spec: Spec, ref: ServiceRef, number: str, agent: str, ledger: Sequence[str], now: datetime
+    google: GooglePorts, spec: Spec, ref: ServiceRef, number: str, agent: str, known: Context, now: datetime
 ) -> AccessorOutcome:
     """The step: read-modify-write the IAP policy, then report."""
     resource = ref.iap_resource(number)
-    step_plan = await read_modify_write(
-        lambda: google.iap.get_iam_policy(resource, ref.project),
-        lambda policy: plan(policy, spec, ledger, now),
-        lambda policy: google.iap.set_iam_policy(resource, ref.project, policy),
-    )
+    attempted: list[str] = []
+
+    async def write(policy: dict[str, Any]) -> Any:
+        attempted.append(policy_fingerprint(policy))
+        refused = known.refusal or {}
+        if refused.get("generation") == known.generation and refused.get("policy") == attempted[-1]:
+            raise _recorded_refusal(refused)  # Google refused this very write: not sent again
+        return await google.iap.set_iam_policy(resource, ref.project, policy)
+
+    try:
+        step_plan = await read_modify_write(
+            lambda: google.iap.get_iam_policy(resource, ref.project),
+            lambda policy: plan(policy, spec, known.ledger, now),
+            write,
+        )
+    except GoogleError as error:
+        if error.kind is not Kind.ORG_POLICY or not attempted:
+            raise
+        return _refused(error, resource, known.generation, attempted[-1])
     if step_plan.record_first:
-        return _recorded(step_plan.decided, ledger)
+        return _recorded(step_plan.decided, known.ledger)
     return outcome(step_plan.decided, agent, resource)
+
+
+def _recorded_refusal(refused: Mapping[str, Any]) -> GoogleError:
+    """The refusal recorded in status, as the error Google gave."""
+    constraint = str(refused.get("constraint", ""))
+    violations = tuple(Violation(constraint, f"configvalue={m}") for m in refused.get("members") or ())
+    return GoogleError(
+        Kind.ORG_POLICY, "refused earlier", api="iap", method="setIamPolicy", code=400, violations=violations
+    )
+
+
+def _refused(error: GoogleError, resource: str, generation: int, fingerprint: str) -> AccessorOutcome:
+    refusal = org_policy_refusal(error)
+    message = refusal.describe(resource)
+    record = {
+        "constraint": refusal.constraint,
+        "members": list(refusal.members),
+        "generation": generation,
+        "policy": fingerprint,
+    }
+    return AccessorOutcome(
+        status={"iap": {"orgPolicyRefusal": record}},
+        conditions=[cond.Condition(cond.ACCESSORS_SYNCED, False, cond.ORG_POLICY_DENIED, message)],
+        failure=cond.Failure(cond.ORG_POLICY_DENIED, message, stalled=True),
+    )
 
 
 def _recorded(decided: AccessorPlan, ledger: Sequence[str]) -> AccessorOutcome:
@@ -91,12 +144,17 @@ def outcome(decided: AccessorPlan, agent: str, resource: str) -> AccessorOutcome
         "serviceAgent": agent,
         "resource": resource,
         "accessors": [
-            {"member": a.member, **({"expires": format_time(a.expires)} if a.expires else {})}
+            {
+                "member": a.member,
+                **({"expires": format_time(a.expires)} if a.expires else {}),
+                **({"accessLevels": list(a.access_levels)} if a.access_levels else {}),
+            }
             for a in decided.effective
         ],
         "foreignMembers": list(decided.foreign),
         "addedMembers": list(decided.ledger),
         "nextExpiry": format_time(decided.next_expiry) if decided.next_expiry else None,
+        "orgPolicyRefusal": None,
     }
     out.conditions.append(
         cond.Condition(

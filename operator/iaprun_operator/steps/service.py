@@ -15,7 +15,16 @@ from iaprun_operator.core import conditions as cond
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.model import Adoption, Spec
 from iaprun_operator.core.names import ServiceRef
-from iaprun_operator.core.service import abandoned_by, desired_service, ownership, plan_update, template_hash
+from iaprun_operator.core.service import (
+    abandoned_by,
+    applied_status,
+    desired_service,
+    listing_confirms,
+    observed_status,
+    ownership,
+    plan_update,
+    template_hash,
+)
 from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import Event, ObjectView
 from iaprun_operator.scope import authorise
@@ -60,20 +69,12 @@ async def observe_and_plan(
     revision and URL); anything else, and every other pass, reads the service itself."""
     if obj.listing_age > 0:
         listed = await google.run.listed(ref, max_age=obj.listing_age)
-        if listed is not None and _confirms(obj, listed):
+        if listed is not None and listing_confirms(obj.status, listed):
             decided = plan(obj, spec, ref, listed, settings)
             if decided.action is ServiceAction.KEEP and not decided.notices:
                 return listed, decided
     observed = await observe(google, ref)
     return observed, plan(obj, spec, ref, observed, settings)
-
-
-def _confirms(obj: ObjectView, listed: Mapping[str, Any]) -> bool:
-    """Whether a listed copy of the service says nothing the object's status does not already say."""
-    settled = not listed.get("reconciling") and (listed.get("terminalCondition") or {}).get("state") == (
-        "CONDITION_SUCCEEDED"
-    )
-    return settled and all(obj.status.get(key) == value for key, value in observed_status(listed).items())
 
 
 def plan(
@@ -96,8 +97,15 @@ def plan(
         if isinstance(adoption, cond.Failure):
             return ServicePlan(ref, ServiceAction.REFUSE, desired_hash, refusal=adoption)
         notices = (adoption,)
-    desired = desired_service(spec, owner, observed)
-    update = plan_update(desired, observed, applied_hash=obj.status.get("templateHash"), desired_hash=desired_hash)
+    applied = obj.status.get("applied") or {}
+    desired = desired_service(spec, owner, observed, applied)
+    update = plan_update(
+        desired,
+        observed,
+        applied_hash=obj.status.get("templateHash"),
+        desired_hash=desired_hash,
+        applied_fields=applied.get("fields"),
+    )
     if not update:
         return ServicePlan(ref, ServiceAction.KEEP, desired_hash, notices=notices)
     return ServicePlan(
@@ -171,18 +179,14 @@ async def run(google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef,
     return out
 
 
-def observed_status(observed: Mapping[str, Any]) -> dict[str, Any]:
-    status = {key: observed[key] for key in ("latestReadyRevision", "latestCreatedRevision") if observed.get(key)}
-    if observed.get("uri"):
-        status["url"] = observed["uri"]
-    return status
-
-
 def outcome(
     plan: ServicePlan, spec: Spec, obj: ObjectView, observed: Mapping[str, Any] | None, out: ServiceOutcome
 ) -> None:
     """Fill ``out`` with what the written (or kept) plan means for conditions, status and Events."""
     out.status["templateHash"] = plan.desired_hash
+    applied = applied_status(spec, obj.status.get("applied"))
+    if applied is not None:
+        out.status["applied"] = applied
     out.proceed = True
     if plan.action is ServiceAction.CREATE:
         _created(plan, spec, out)
