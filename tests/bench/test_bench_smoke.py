@@ -34,6 +34,7 @@ SMOKE = Sizes(
     sweep=(3, 6),
     sharded=6,
     shards=2,
+    sharded_drift_interval=1.0,
     failover=6,
     failover_lease=3.0,
 )
