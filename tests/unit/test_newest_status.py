@@ -4,6 +4,8 @@ Proves, on kopf 1.45's own ``Patch`` (the JSON patch it builds from a transforma
 - a pass superseded by a newer pass of the same object writes nothing, whenever kopf gets to its patch;
 - the newest pass writes its result over the body kopf holds at patch time, and nothing when that body
   already shows it (steady state: no ops, so no request);
+- ``handlers.run_pass`` hands kopf its status that way: of two passes whose patches kopf applies in the
+  opposite order, only the second's lands (passes refused for a drift annotation: no Google call);
 - the bench incident's interleaving, replayed step by step: a rescue pass (``Creating``) and the handler's
   pass (``Ready``) both pending, the handler's write landing first and the rescue's retried after it. The
   store here applies a JSON patch only on the resourceVersion it was computed against and otherwise keeps
@@ -14,13 +16,19 @@ Proves, on kopf 1.45's own ``Patch`` (the JSON patch it builds from a transforma
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 import jsonpatch
 import kopf
+from kopf._core.engines import posting
 
-from iaprun_operator.schedule import ObjectState
+from iaprun_operator.google.ratelimit import PassSlots
+from iaprun_operator.handlers import run_pass
+from iaprun_operator.runtime import Runtime
+from iaprun_operator.schedule import DRIFT_ANNOTATION, ObjectState
+from iaprun_operator.settings import Settings
 from iaprun_operator.status import merged, newest_only
 
 CREATING = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False", "reason": "Creating"}]}
@@ -104,3 +112,35 @@ def test_the_old_merge_patches_end_with_whichever_lands_last() -> None:
     for status in (READY, CREATING):  # the handler's write, then the rescue's retried write
         stored = merged(stored, status)
     assert stored == CREATING
+
+
+def _object(drift: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "iaprun.dev/v1alpha1",
+        "kind": "IapRunService",
+        "metadata": {"name": "svc", "namespace": "ns", "uid": "u1", "generation": 1, "resourceVersion": "1",
+                     "annotations": {DRIFT_ANNOTATION: drift}},
+        "spec": {"region": "asia-northeast1"},
+    }  # fmt: skip
+
+
+def test_run_pass_hands_kopf_only_the_newest_pass_status() -> None:
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # kopf.event needs kopf's settings, and no Event queue then
+    posting.settings_var.set(settings)
+    runtime, state = Runtime(settings=Settings()), ObjectState()
+    runtime.google, runtime.passes = object(), PassSlots(1)  # type: ignore[assignment]  # refused: no Google call
+
+    async def two_passes() -> list[kopf.Patch]:
+        patches = [kopf.Patch(), kopf.Patch()]
+        for drift, patch in zip(("1", "2"), patches, strict=True):  # each stalls, naming the value it read
+            await run_pass(runtime, kopf.Body(_object(drift)), patch, {}, state)
+        return patches
+
+    first, second = asyncio.run(two_passes())
+    stored = _object("2")
+    for patch in (second, first):  # kopf lands the newer pass's patch first, the older one's after it
+        stored = jsonpatch.apply_patch(stored, patch.as_json_patch(stored))
+    ready = next(c for c in stored["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "InvalidSpec"
+    assert "'2'" in ready["message"], ready["message"]
