@@ -42,7 +42,7 @@ from iaprun_operator.schedule import (
     rescue_due,
     state_of,
 )
-from iaprun_operator.status import merged, status_changes, with_stored_ledger
+from iaprun_operator.status import merged, newest_only, status_changes, with_stored_ledger
 
 __all__ = ["DRIFT_ANNOTATION", "PREFIX", "Runtime", "merged", "register", "status_changes", "with_stored_ledger"]
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
@@ -208,6 +208,8 @@ async def run_pass(
         # consistency timeout; the status as last written here is then the better truth (else, e.g., a
         # missing templateHash would read as a template change and cost a PATCH).
         state.due_by = None  # a pass is running: whatever kopf owed the object is being done
+        state.passes += 1
+        number = state.passes
         known = state.status
         stored = None if known is None else with_stored_ledger(known, body.status)
         listing = listing_age(body.metadata.annotations, settings) if routine else 0.0
@@ -225,9 +227,10 @@ async def run_pass(
     metrics.RECONCILES.labels(outcome).inc()
     metrics.RECONCILE_SECONDS.labels(outcome).observe(time.monotonic() - started)
     count(result, obj.owner.readable)
-    # Only what changed: a steady-state pass then patches nothing in Kubernetes either.
-    for key, value in status_changes(body.status, result.status).items():
-        patch.status[key] = value
+    # Only when something changed: a steady-state pass then patches nothing in Kubernetes either. kopf applies
+    # the patch after this returns, outside the lock: only the newest pass's write may land (newest_only).
+    if status_changes(body.status, result.status):
+        patch.fns.append(newest_only(result.status, lambda: state.passes == number))
     post_events(result, body)
     metrics.OBJECTS.observe(str(body.metadata.uid), state.status)
     return result

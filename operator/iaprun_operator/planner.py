@@ -2,9 +2,10 @@
 
 ``ObserveOnly`` passes and the ``iaprun plan`` command call ``plan``; a ``Full`` pass calls the same
 ``steps.*.observe``/``plan`` functions and then writes. Nothing here decides anything the steps do not: it reads
-what the steps read (the project's number, the service, the service's IAM policy, the IAP resource's IAM policy),
-asks each step's ``plan`` what it would write, and renders the answer with ``core.plan``. It never writes, and
-never ensures the IAP service agent (a write a granting pass makes first).
+what the steps read (the project's number, the service, the service's IAM policy, the IAP resource's IAM policy,
+its IAP settings and the client secrets they name), asks each step's ``plan`` what it would write, and renders
+the answer with ``core.plan``. It never writes, and never ensures the IAP service agent (a write a granting pass
+makes first).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from iaprun_operator.core import conditions as cond
+from iaprun_operator.core.iapsettings import FieldChange as SettingChange
 from iaprun_operator.core.model import PublicInvokerPolicy, Spec
 from iaprun_operator.core.names import IAP_ACCESSOR_ROLE, RUN_INVOKER_ROLE, ServiceRef, iap_service_agent
 from iaprun_operator.core.plan import IAP_POLICY, SERVICE_POLICY, Plan, field_changes, grant_changes
@@ -22,7 +24,7 @@ from iaprun_operator.core.service import observed_status
 from iaprun_operator.ports import GooglePorts
 from iaprun_operator.results import ObjectView
 from iaprun_operator.settings import Settings
-from iaprun_operator.steps import accessors, invoker, service
+from iaprun_operator.steps import accessors, iapsettings, invoker, service
 from iaprun_operator.steps.common import StepOutcome
 from iaprun_operator.steps.readiness import ServiceOutcome, readiness
 
@@ -38,6 +40,8 @@ class Observed:
     plan: Plan
     refusal: cond.Failure | None = None
     """Why a pass would not touch the service (ManagementConflict, PolicyDenied), as the pass reports it."""
+    settings_failure: cond.Failure | None = None
+    """Why the IAP settings could not be planned (a client secret that cannot be read: a pass stalls there)."""
 
 
 async def plan(
@@ -68,8 +72,30 @@ async def plan(
             f"{RUN_INVOKER_ROLE} held by {', '.join(invoker_plan.public_members)}: kept and reported "
             f"(publicInvokerBindings: {PublicInvokerPolicy.REPORT.value})",
         )
+    changes, unplanned = await _settings(google, obj, spec, ref, resource, exists=exists)
+    if unplanned is not None:
+        notes += (f"IAP settings not planned: {unplanned.message}",)
     action = decided.action.value.capitalize()
-    return Observed(observed, number, Plan(action, fields, tuple(grants), notes=notes))
+    found = Plan(action, fields, tuple(grants), notes=notes, settings=changes)
+    return Observed(observed, number, found, settings_failure=unplanned)
+
+
+async def _settings(
+    google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef, resource: str, *, exists: bool
+) -> tuple[tuple[SettingChange, ...], cond.Failure | None]:
+    """The settings step's own decision; read only when the object declares settings or owns some (with neither,
+    the step writes nothing). A service about to be created has no settings yet: planned against none."""
+    ledger = list((obj.status.get("iapSettings") or {}).get("managedFields") or ())
+    if spec.iap.settings is None and not ledger:
+        return (), None
+    try:
+        if exists:
+            observed = await iapsettings.observe(google, spec, ref, resource)
+        else:
+            observed = iapsettings.Observed({}, await iapsettings.read_secrets(google, spec, ref))
+    except iapsettings.SecretUnavailableError as error:
+        return (), error.failure
+    return iapsettings.plan(observed, spec, ledger).changes, None
 
 
 def outcome(obj: ObjectView, spec: Spec, ref: ServiceRef, seen: Observed) -> StepOutcome:
@@ -83,14 +109,15 @@ def outcome(obj: ObjectView, spec: Spec, ref: ServiceRef, seen: Observed) -> Ste
     if seen.refusal is not None:
         out.failure = seen.refusal
         return out
-    out.conditions += _step_conditions(spec, planned)
+    out.conditions += _step_conditions(spec, seen)
     synced = cond.Condition(cond.SYNCED, planned.empty, "ObserveOnly", f"ObserveOnly: {planned.summary()}")
     out.conditions.append(synced)
     return out
 
 
-def _step_conditions(spec: Spec, planned: Plan) -> list[cond.Condition]:
+def _step_conditions(spec: Spec, seen: Observed) -> list[cond.Condition]:
     """What each step would change, in the step conditions (True: nothing to change there)."""
+    planned = seen.plan
     pending: list[cond.Condition] = []
     if planned.service_action == "Create":
         pending.append(cond.Condition(cond.SERVICE_READY, False, CHANGES_PENDING, "the service does not exist"))
@@ -110,4 +137,17 @@ def _step_conditions(spec: Spec, planned: Plan) -> list[cond.Condition]:
             if found
             else cond.Condition(kind, True, "AsDeclared", f"{role} is as the spec declares")
         )
-    return pending
+    return pending + _settings_condition(spec, seen)
+
+
+def _settings_condition(spec: Spec, seen: Observed) -> list[cond.Condition]:
+    """IapSettingsSynced under ObserveOnly: the fields a pass would set, or why they could not be planned."""
+    if seen.settings_failure is not None:
+        failure = seen.settings_failure
+        return [cond.Condition(cond.IAP_SETTINGS_SYNCED, False, failure.reason, failure.message)]
+    if seen.plan.settings:
+        fields = ", ".join(c.path for c in seen.plan.settings)
+        return [cond.Condition(cond.IAP_SETTINGS_SYNCED, False, CHANGES_PENDING, f"IAP settings: would set {fields}")]
+    if spec.iap.settings is not None:
+        return [cond.Condition(cond.IAP_SETTINGS_SYNCED, True, "AsDeclared", "the IAP settings are as declared")]
+    return []

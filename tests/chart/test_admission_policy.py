@@ -388,9 +388,8 @@ HOSTILE: list[tuple[str, str, Manifest, str]] = [
     (
         "an-unlisted-binary-authorization-policy",
         "team-a",
-        _with(_set("spec.binaryAuthorization", {"policy": "projects/team-b-prod/platforms/cloudRun/policies/lax"})),
-        'rule "team-a" does not allow Binary Authorization policy '
-        '"projects/team-b-prod/platforms/cloudRun/policies/lax"',
+        _with(_set("spec.binaryAuthorization", {"policy": "projects/team-b-prod/platforms/cloudRun/lax"})),
+        'rule "team-a" does not allow Binary Authorization policy "projects/team-b-prod/platforms/cloudRun/lax"',
     ),
     (
         "a-binary-authorization-breakglass",

@@ -83,7 +83,9 @@ def _protect(base: str, admin: AdminClient) -> None:
     admin.create_service_agent("demo-project")
     invoker = {"policy": {"bindings": [{"role": "roles/run.invoker", "members": [AGENT]}]}}
     assert raw_request("POST", f"{base}/v2/{PARENT}/services/shop:setIamPolicy", invoker)[0] == 200
-    accessor = {"policy": {"bindings": [{"role": "roles/iap.httpsResourceAccessor", "members": ["user:alice@x.com"]}]}}
+    accessor = {
+        "policy": {"bindings": [{"role": "roles/iap.httpsResourceAccessor", "members": ["user:alice@example.com"]}]}
+    }
     assert raw_request("POST", f"{base}{IAP_RES}:setIamPolicy", accessor)[0] == 200
 
 
@@ -114,15 +116,15 @@ def test_canary_tag_url_is_protected_like_the_main_url(
 
     for uri, serving in ((tag_uri, rev2), (canary.uri, rev1)):
         assert _visit(gcp_base_url, uri) == (401, "")
-        assert _visit(gcp_base_url, uri, "user:mallory@x.com") == (403, "")
-        assert _visit(gcp_base_url, uri, "user:alice@x.com") == (200, serving)
+        assert _visit(gcp_base_url, uri, "user:mallory@example.com") == (403, "")
+        assert _visit(gcp_base_url, uri, "user:alice@example.com") == (200, serving)
 
     del canary.traffic[:]
     canary.traffic.append(run_v2.TrafficTarget(type_=LATEST, percent=100))
     promoted = run_client.update_service(service=canary).result(timeout=30)
     assert [s.uri for s in promoted.traffic_statuses] == [""]
-    assert _visit(gcp_base_url, tag_uri, "user:alice@x.com")[0] == 404
-    assert _visit(gcp_base_url, promoted.uri, "user:alice@x.com") == (200, rev2)
+    assert _visit(gcp_base_url, tag_uri, "user:alice@example.com")[0] == 404
+    assert _visit(gcp_base_url, promoted.uri, "user:alice@example.com") == (200, rev2)
 
 
 def test_traffic_to_a_revision_that_does_not_exist(run_client: Any, gcp_admin: AdminClient) -> None:

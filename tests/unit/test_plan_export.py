@@ -4,7 +4,9 @@ Proves: conditions turn back into ``expires`` (any title) and, in the access-lev
 seam for the access-level helper); a grant under a condition no spec can say makes the manifest Additive (never
 revoked) with a note; a public invoker binding makes it Report; Cloud Run's filled-in defaults are left out and
 everything else kept, with Cloud Run v2 names and enum values; the exported spec, planned against the very
-service it came from, plans no change but the adoption's marks.
+service it came from, plans no change but the adoption's marks; the IAP settings are exported by their IAP v1
+names without defaults, a custom client's secret is left undeclared (with a note), and the settings step given
+the exported spec writes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from iaprun_operator.core.export import accessor_of, export
+from iaprun_operator.core.iapsettings import plan_settings
 from iaprun_operator.core.model import parse_spec
 from iaprun_operator.core.names import Owner
 from iaprun_operator.core.service import desired_service, plan_update, template_hash
@@ -100,3 +103,50 @@ def test_the_exported_spec_plans_no_change_against_its_own_service() -> None:
     desired = desired_service(spec, Owner("c", "ns", "web"), service)
     update = plan_update(desired, service, applied_hash=None, desired_hash=template_hash(spec))
     assert update.mask == ("labels", "annotations")
+
+
+LIVE_SETTINGS: dict[str, Any] = {
+    "name": "projects/123/iap_web/cloud_run-asia-northeast1/services/web",
+    "accessSettings": {
+        "oauthSettings": {
+            "clientId": "123-custom.apps.googleusercontent.com",
+            "clientSecretSha256": "ab" * 32,
+            "loginHint": "example.com",
+            "programmaticClients": ["cli.apps.googleusercontent.com"],
+        },
+        "corsSettings": {"allowHttpOptions": False},
+        "allowedDomainsSettings": {"enable": False, "domains": []},
+        "reauthSettings": {"method": "LOGIN", "maxAge": "3600s", "policyType": "MINIMUM"},
+    },
+    "applicationSettings": {"cookieDomain": "example.com", "attributePropagationSettings": {}},
+}
+
+
+def test_iap_settings_are_exported_by_their_iap_v1_names_defaults_left_out_the_secret_left_in_place() -> None:
+    """Only fields set to something else than their default; a custom client's secret (IAP keeps only its hash)
+    is not declared, so the object does not own it, and a note says how to hand it to the operator."""
+    out = export(SERVICE, {}, {}, project="demo-project", iap_settings=LIVE_SETTINGS)
+    assert out.manifest["spec"]["iap"]["settings"] == {
+        "accessSettings": {
+            "oauthSettings": {
+                "clientId": "123-custom.apps.googleusercontent.com",
+                "loginHint": "example.com",
+                "programmaticClients": ["cli.apps.googleusercontent.com"],
+            },
+            "reauthSettings": {"method": "LOGIN", "maxAge": "3600s", "policyType": "MINIMUM"},
+        },
+        "applicationSettings": {"cookieDomain": "example.com"},
+    }
+    (note,) = [n for n in out.notes if "OAuth client" in n]
+    assert "clientSecretSource: {secretKeyRef:" in note
+    assert "settings" not in export(SERVICE, {}, {}, project="p", iap_settings={"name": "x"}).manifest["spec"]["iap"]
+
+
+def test_exported_settings_plan_no_change_against_the_settings_they_came_from() -> None:
+    """The round trip in the pure core: the settings step, given the exported spec, writes nothing."""
+    spec = parse_spec(
+        export(SERVICE, {}, {}, project="demo-project", iap_settings=LIVE_SETTINGS).manifest["spec"], name="web"
+    )
+    decided = plan_settings(LIVE_SETTINGS, spec.iap.settings, [], {})
+    assert decided.changes == ()
+    assert not decided.write

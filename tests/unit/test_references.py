@@ -48,7 +48,7 @@ SPEC: dict[str, Any] = {
         "encryptionKey": "projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",
     },
     "binaryAuthorization": {
-        "policy": "projects/team-a-prod/platforms/cloudRun/policies/strict",
+        "policy": "projects/team-a-prod/platforms/cloudRun/strict",
         "breakglassJustification": "incident 42",
     },
     "iap": {
@@ -80,7 +80,7 @@ def test_every_delegated_reference_is_extracted() -> None:
     assert refs.buckets == ("team-a-media",)
     assert refs.nfs_servers == ("10.0.0.2",)
     assert refs.kms_keys == ("projects/kms-prod/locations/asia-northeast1/keyRings/r/cryptoKeys/k",)
-    assert refs.binary_authorization_policies == ("projects/team-a-prod/platforms/cloudRun/policies/strict",)
+    assert refs.binary_authorization_policies == ("projects/team-a-prod/platforms/cloudRun/strict",)
     assert refs.binary_authorization_breakglass is True
 
 

@@ -184,9 +184,9 @@ def test_an_empty_policy_allows_nothing(raw: Any) -> None:
             'rule "team-a" does not allow KMS key "projects/k/locations/l/keyRings/r/cryptoKeys/c"',
         ),
         (
-            asks(binary_authorization_policies=("projects/p/platforms/cloudRun/policies/lax",)),
+            asks(binary_authorization_policies=("projects/p/platforms/cloudRun/lax",)),
             {},
-            'rule "team-a" does not allow Binary Authorization policy "projects/p/platforms/cloudRun/policies/lax"',
+            'rule "team-a" does not allow Binary Authorization policy "projects/p/platforms/cloudRun/lax"',
         ),
         (
             asks(binary_authorization_breakglass=True),

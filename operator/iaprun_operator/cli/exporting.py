@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from iaprun_operator.cli.planning import CliError, connect, settings
-from iaprun_operator.core.errors import GoogleError
+from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.export import export
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.google.bundle import Google
@@ -42,6 +42,19 @@ async def _one(google: Google, args: argparse.Namespace, service: dict[str, Any]
     number = await google.projects.number(args.project)
     run_policy = await google.run.get_iam_policy(ref)
     iap_policy = await google.iap.get_iam_policy(ref.iap_resource(number), args.project)
-    exported = export(service, run_policy, iap_policy, project=args.project, namespace=args.namespace)
-    comments = "".join(f"# NOTE: {note}\n" for note in exported.notes)
+    settings, unread = await _settings(google, ref.iap_resource(number), args.project)
+    exported = export(
+        service, run_policy, iap_policy, project=args.project, namespace=args.namespace, iap_settings=settings
+    )
+    comments = "".join(f"# NOTE: {note}\n" for note in [*unread, *exported.notes])
     return comments + yaml.safe_dump(exported.manifest, sort_keys=False)
+
+
+async def _settings(google: Google, resource: str, project: str) -> tuple[dict[str, Any], list[str]]:
+    """The IAP resource's settings; none (and a note) when the account may not read them."""
+    try:
+        return await google.iap.get_settings(resource, project), []
+    except GoogleError as error:
+        if error.kind is not Kind.PERMISSION:
+            raise
+        return {}, [f"the IAP settings could not be read ({error.message}): spec.iap.settings is not exported"]

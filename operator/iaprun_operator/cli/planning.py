@@ -23,7 +23,7 @@ from iaprun_operator import planner
 from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.model import InvalidSpecError, parse_spec
 from iaprun_operator.core.names import OWNER_ANNOTATION, Owner, ServiceRef
-from iaprun_operator.core.plan import Plan
+from iaprun_operator.core.plan import Plan, setting_status
 from iaprun_operator.core.tenancy import TenancyPolicy
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.results import ObjectView
@@ -35,7 +35,17 @@ OPEN_POLICY = {
         {
             "name": "iaprun-plan",
             "namespaces": ["*"],
-            **{k: ["*"] for k in ("projects", "regions", "serviceNames", "serviceAccounts", "secretProjects")},
+            **{
+                k: ["*"]
+                for k in (
+                    "projects",
+                    "regions",
+                    "serviceNames",
+                    "serviceAccounts",
+                    "secretProjects",
+                    "oauthClientSecrets",
+                )
+            },
             "images": ["*"],
             "adoptServiceNames": ["*"],
             "allowDefaultServiceAccount": True,
@@ -150,6 +160,7 @@ async def _cluster_id(google: Google, ref: ServiceRef, namespace: str, name: str
 
 def _text(plan: Plan) -> list[str]:
     lines = [f"  ~ {f.path}: {f.to_status()['from']} -> {f.to_status()['to']}" for f in plan.fields]
+    lines += [f"  ~ iapSettings.{c['field']}: {c['from']} -> {c['to']}" for c in map(setting_status, plan.settings)]
     for g in plan.grants:
         sign = "+" if g.action == "Grant" else "-"
         lines.append(f"  {sign} {g.policy} {g.role} {g.member}" + (f" if {g.condition}" if g.condition else ""))

@@ -9,6 +9,11 @@ level form (``"accessPolicies/N/accessLevels/X" in request.auth.access_levels``,
 timestamp(...)``) as ``accessLevels`` (``accessor_of`` is the seam for further forms). A grant under any other
 condition cannot be declared: the manifest then says ``accessorsPolicy: Additive`` (such grants are kept, never
 revoked) and a note says why. A public run.invoker binding makes it ``publicInvokerBindings: Report``.
+The IAP resource's settings become ``spec.iap.settings``: the IAP v1 fields set to anything but their default.
+A custom OAuth client's secret cannot be exported (IAP keeps only its SHA-256): the manifest declares its
+``clientId`` and no ``clientSecretSource``, so the object does not own the secret and leaves it in place (the plan
+stays empty, the round trip exact), and a note says how to hand the secret to the operator (a Secret Manager
+reference).
 It is adopted ``IfUnowned``, ``managementPolicy: ObserveOnly`` and ``deletionPolicy: Abandon``: importing a
 service never puts it at risk.
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iaprun_operator.core.iam import expiry_of, format_time
+from iaprun_operator.core.iapsettings import SECRET, SECRET_FIELD, SECRET_SOURCE, SHAPE
 from iaprun_operator.core.model import is_public_member, normalise_member
 from iaprun_operator.core.names import IAP_ACCESSOR_ROLE, OWNER_LABEL, RESERVED_LABEL_PREFIX, RUN_INVOKER_ROLE
 
@@ -142,15 +148,19 @@ def export(
     *,
     project: str,
     namespace: str = "",
+    iap_settings: Mapping[str, Any] | None = None,
 ) -> Exported:
-    """The manifest for ``service`` (a v2 Service as ``services.get`` returns it) and its two policies; ``project``
-    is the project ID the user named (Cloud Run may spell the service's name with the project number)."""
+    """The manifest for ``service`` (a v2 Service as ``services.get`` returns it), its two policies and its IAP
+    resource's settings (``getIapSettings``); ``project`` is the project ID the user named (Cloud Run may spell the
+    service's name with the project number)."""
     _, region, name = _place(str(service.get("name", "")))
     notes: list[str] = []
     accessors, undeclarable = _accessors(iap_policy, notes)
     iap: dict[str, Any] = {"enabled": bool(service.get("iapEnabled")), "accessors": accessors}
     if undeclarable:
         iap["accessorsPolicy"] = "Additive"
+    if declared := settings_of(iap_settings or {}, SHAPE, "", notes):
+        iap["settings"] = declared
     public = sorted(
         m
         for b in run_policy.get("bindings") or ()
@@ -175,6 +185,45 @@ def export(
     }
     manifest = {"apiVersion": "iaprun.dev/v1alpha1", "kind": "IapRunService", "metadata": metadata, "spec": spec}
     return Exported(manifest, notes)
+
+
+def _default(value: Any) -> bool:
+    """A value IAP holds when the field was never set (proto3 JSON: Google omits these on output)."""
+    return value in (None, False, "", [], {})
+
+
+def settings_of(live: Any, shape: Mapping[str, Any], path: str, notes: list[str]) -> dict[str, Any]:
+    """The IAP v1 settings fields of ``shape`` set to anything but their default, as ``spec.iap.settings`` says
+    them; a client secret found set adds a note (it cannot be exported)."""
+    out: dict[str, Any] = {}
+    node: Mapping[str, Any] = live if isinstance(live, Mapping) else {}
+    for key, kind in shape.items():
+        where, value = f"{path}.{key}" if path else key, node.get(key)
+        if kind == SECRET:
+            if node.get(SECRET_FIELD + "Sha256"):
+                notes.append(_secret_note(path, str(node.get("clientId") or "")))
+        elif isinstance(kind, dict):
+            if inner := settings_of(value, kind, where, notes):
+                out[key] = inner
+        elif isinstance(kind, tuple) and kind[0] == "atomic":
+            atomic = {k: v for k, v in (value or {}).items() if k in kind[1] and not _default(v)}
+            if atomic:
+                out[key] = atomic
+        elif isinstance(value, list):
+            if items := [v for v in value if not _default(v)]:
+                out[key] = items
+        elif not _default(value):
+            out[key] = value
+    return out
+
+
+def _secret_note(path: str, client: str) -> str:
+    return (
+        f"iap.settings.{path} uses the custom OAuth client {client}; IAP never returns its secret, so the manifest "
+        "declares the clientId only and the operator leaves the secret in place. To have the operator manage it, "
+        f"store it in Secret Manager and add under {path}: "
+        f"{SECRET_SOURCE}: {{secretKeyRef: {{secret: SECRET-NAME, version: latest}}}}"
+    )
 
 
 def _place(name: str) -> tuple[str, str, str]:

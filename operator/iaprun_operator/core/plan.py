@@ -4,7 +4,9 @@ Pure rendering of the decisions the steps already made (``steps.service.plan``, 
 ``core.iam.plan_accessors``): it decides nothing itself, so the plan shown under ``ObserveOnly`` and by
 ``iaprun plan`` cannot differ from what a pass writes. Service fields are the ``updateMask`` paths with their
 values from -> to (the template broken down to the leaves the spec declares); IAM entries are the grants a
-policy write adds or removes, per role and condition, computed from the policy read and the policy to write.
+policy write adds or removes, per role and condition, computed from the policy read and the policy to write;
+IAP settings entries are ``steps.iapsettings.plan``'s own changes (IAP v1 paths, from -> to, a client secret only
+ever shown as ``(secret)``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iaprun_operator.core.iapsettings import FieldChange as SettingChange
 from iaprun_operator.core.model import is_public_member, normalise_member
 from iaprun_operator.core.names import (
     ABANDONED_BY_ANNOTATION,
@@ -86,13 +89,15 @@ class Plan:
     grants: tuple[GrantChange, ...] = ()
     refusal: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    settings: tuple[SettingChange, ...] = ()
+    """IAP settings fields the pass writes (set or cleared), as the settings step decided them."""
     """What the pass would announce without writing (a public binding kept under Report, an adoption)."""
 
     @property
     def changes(self) -> int:
         """Changes to the service's configuration or access (the ownership marks of an adoption not counted)."""
         created = self.service_action == "Create"
-        return created + len([f for f in self.fields if not f.ownership]) + len(self.grants)
+        return created + len([f for f in self.fields if not f.ownership]) + len(self.grants) + len(self.settings)
 
     @property
     def empty(self) -> bool:
@@ -122,6 +127,8 @@ class Plan:
             found = [g for g in self.grants if g.action == action]
             if found:
                 parts.append(f"{verb} {', '.join(sorted({f'{g.role} to {g.member}' for g in found}))}")
+        if self.settings:
+            parts.append(f"set IAP settings {', '.join(c.path for c in self.settings)}")
         return "; ".join(parts)
 
     def to_status(self, generation: int) -> dict[str, Any]:
@@ -133,8 +140,15 @@ class Plan:
             "service": {"action": self.service_action, "fields": [f.to_status() for f in self.fields]},
             "iam": [g.to_status() for g in self.grants if not g.public],
             "publicBindings": [g.to_status() for g in public],
+            "iapSettings": [setting_status(c) for c in self.settings],
             "notes": list(self.notes),
         }
+
+
+def setting_status(change: SettingChange) -> dict[str, str]:
+    """One IAP settings entry: its IAP v1 path, before and after (a secret is ``(secret)``, a cleared field
+    ``(unset)``)."""
+    return {"field": change.path, "from": _text(change.before), "to": _text(change.after)}
 
 
 def _text(value: Any) -> str:

@@ -47,6 +47,11 @@ class SecretUnavailableError(Exception):
 
 async def observe(google: GooglePorts, spec: Spec, ref: ServiceRef, resource: str) -> Observed:
     settings = await google.iap.get_settings(resource, ref.project)
+    return Observed(settings, await read_secrets(google, spec, ref))
+
+
+async def read_secrets(google: GooglePorts, spec: Spec, ref: ServiceRef) -> dict[str, str]:
+    """The value of each client secret the spec names; ``SecretUnavailableError`` when one cannot be read."""
     secrets: dict[str, str] = {}
     for path, secret in (spec.iap.settings.secrets if spec.iap.settings else {}).items():
         version = secret.resolve(ref.project)
@@ -57,7 +62,7 @@ async def observe(google: GooglePorts, spec: Spec, ref: ServiceRef, resource: st
                 raise
             message = f"cannot read the OAuth client secret {version} for {path}: {error.message}"
             raise SecretUnavailableError(cond.Failure("SecretUnavailable", message, stalled=True)) from None
-    return Observed(settings, secrets)
+    return secrets
 
 
 def plan(observed: Observed, spec: Spec, ledger: Sequence[str]) -> SettingsPlan:
