@@ -120,8 +120,7 @@ async def reconcile_handler(
     state = state_of(memo)
     state.handling += 1
     try:
-        # A retry comes back for the operation the previous pass started: it need not re-read the IAM. A resume
-        # (nothing changed while the operator was away) is routine, as a drift pass is.
+        # A retry needs no IAM re-read; a resume (nothing changed while away) is routine, as a drift pass is.
         routine = retry == 0 and kw.get("reason") == kopf.Reason.RESUME
         result = await run_pass(shared, body, patch, kw["namespaces"], state, follow_up=retry > 0, routine=routine)
     finally:
@@ -170,7 +169,6 @@ def view(
     body: kopf.Body,
     index: kopf.Index[str, NamespaceInfo],
     status: Mapping[str, Any] | None = None,
-    *,
     listing: float = 0.0,
 ) -> ObjectView:
     namespace = str(body.metadata.namespace)

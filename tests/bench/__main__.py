@@ -34,6 +34,9 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
     p.add_argument("--plot", default=d.plot, help="PNG the size sweep draws ('' for none)")
     p.add_argument("--sharded", type=int, default=d.sharded, help="objects in the sharded run")
     p.add_argument("--shards", type=int, default=d.shards, help="operator processes (shards) in the sharded run")
+    p.add_argument(
+        "--sharded-drift", type=float, default=d.sharded_drift_interval, help="drift interval (s) of its steady pass"
+    )
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--operator-src", default="", help="measure the operator package under this directory instead")
     p.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
@@ -62,6 +65,7 @@ def parse(argv: list[str] | None) -> tuple[Sizes, Path]:
         plot=a.plot,
         sharded=a.sharded,
         shards=a.shards,
+        sharded_drift_interval=a.sharded_drift,
         operator_src=str(Path(a.operator_src).resolve()) if a.operator_src else "",
         scenarios=chosen,
     )
