@@ -110,3 +110,58 @@ def test_an_unbounded_list_is_refused() -> None:
 def test_an_overlay_that_matches_nothing_is_refused() -> None:
     with pytest.raises(gen_crd.GenerationError, match="match no generated field"):
         gen_crd.build(_base(), _tiny_discovery(), {"Node.tags": {"maxItems": 3}, "Node.tagz": {"maxItems": 1}})
+
+
+_SCHEMA_KEYWORDS = {
+    "type",
+    "description",
+    "properties",
+    "items",
+    "required",
+    "enum",
+    "default",
+    "format",
+    "pattern",
+    "maxLength",
+    "minLength",
+    "maxItems",
+    "minItems",
+    "maxProperties",
+    "minProperties",
+    "maximum",
+    "minimum",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "additionalProperties",
+    "nullable",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "x-kubernetes-validations",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-embedded-resource",
+    "uniqueItems",
+}
+
+
+def _stray_keys(schema: dict[str, Any], path: str) -> list[str]:
+    stray = [f"{path}: {key!r}" for key in schema if key not in _SCHEMA_KEYWORDS]
+    for name, sub in (schema.get("properties") or {}).items():
+        stray += _stray_keys(sub, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            stray += _stray_keys(schema[key], f"{path}.{key}")
+    return stray
+
+
+def test_every_schema_key_is_an_openapi_keyword() -> None:
+    """A YAML slip in the hand-written base (``{description: text, if any.}`` makes ``if any.`` a key) is stored
+    by the API server without the stray key, so a later server-side apply of the same file by another manager
+    (helm after kubectl) conflicts on ``.spec.versions``: every key of every schema node must be a keyword."""
+    crd = yaml.safe_load(gen_crd.OUTPUT.read_text(encoding="utf-8"))
+    assert _stray_keys(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "openAPIV3Schema") == []
