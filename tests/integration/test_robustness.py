@@ -142,7 +142,7 @@ def test_the_largest_spec_reaches_ready_keeps_no_value_in_annotations_and_is_del
     name = f"big-{uuid.uuid4().hex[:6]}"
     body = largest_spec(name)
     size = len(json.dumps(body["spec"], separators=(",", ":")))
-    assert size > 100_000, size
+    assert size > 90_000, size  # 48 Ki characters of env values and 200 long accessors
     create(kubectl, namespace, body)
     wait_condition(kubectl, namespace, name, "Ready", timeout=120)
     obj = get(kubectl, namespace, name)
