@@ -128,8 +128,10 @@ def largest_spec(name: str) -> dict[str, Any]:
     env = [{"name": "LITERAL", "value": LITERAL}, {"name": "TOKEN", "value": SECRET}]
     used = len(container["image"]) + sum(len(e["name"]) + len(e["value"]) for e in env)  # the image counts too
     for i in range(63):
-        value = f"v{i}-" + "x" * 1024
-        env.append({"name": f"PAD_{i:02d}", "value": value[: max(0, 49152 - used - 6)]})
+        room = 49152 - used - 6  # the name PAD_NN counts too
+        if room <= 0:
+            break
+        env.append({"name": f"PAD_{i:02d}", "value": (f"v{i}-" + "x" * 1024)[:room]})
         used += 6 + len(env[-1]["value"])
     container["env"] = env
     body["spec"]["description"] = "d" * 512
