@@ -226,8 +226,13 @@ def test_upgrade_from_the_previous_release_keeps_objects_ready_with_no_google_wr
         since = emu.last_seq()
         new = operator()
         try:
+            # A resume pass reads the service itself, or takes it from the region's listing (one listing serves
+            # every object whose service it only confirms).
             wait_for(
-                lambda: any(svc in r["path"] for r in emu.requests("run.services.get", since=since)),
+                lambda: (
+                    any(svc in r["path"] for r in emu.requests("run.services.get", since=since))
+                    or bool(emu.requests("run.services.list", since=since))
+                ),
                 timeout=60,
                 what="the upgraded operator's first look at the service",
             )
