@@ -21,7 +21,7 @@ from gcpemu.admin import AdminClient
 from iaprun_operator.ledger import NAME as LEDGER
 from integration.conftest import running_operator
 from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_reconcile import WRITES, calls, get, wait_ready
+from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -94,15 +94,6 @@ def _drift_everything(emu: AdminClient, svc: str, agent: str) -> None:
     emu.add_binding(PROJECT, REGION, svc, ACCESSOR, "user:mallory@example.com", kind="iap")
 
 
-def _passes(emu: AdminClient, svc: str, since: int, count: int) -> None:
-    """Wait for ``count`` more looks at the service (each pass reads it once)."""
-    wait_for(
-        lambda: len(calls(emu, svc, since=since, methods=("run.services.get",))) >= count,
-        timeout=60,
-        what=f"{count} passes",
-    )
-
-
 def test_observe_only_plans_every_drift_writes_nothing_and_full_applies_exactly_the_plan(
     operator: OperatorProcess, kubectl: Runner, namespace: str, emu: AdminClient, svc: str
 ) -> None:
@@ -120,7 +111,7 @@ def test_observe_only_plans_every_drift_writes_nothing_and_full_applies_exactly_
         timeout=30,
         what="a plan with the five changes",
     )
-    _passes(emu, svc, emu.last_seq(), 3)
+    passes(emu, svc, emu.last_seq(), 3)
     assert calls(emu, svc, since=since, methods=WRITES) == [], "ObserveOnly wrote to Google"
     obj = get(kubectl, namespace, svc)
     plan = obj["status"]["plan"]

@@ -21,7 +21,7 @@ import yaml
 
 from gcpemu.admin import AdminClient
 from integration.harness import REPO, OperatorProcess, apply, condition, wait_for
-from integration.test_reconcile import WRITES, calls, get, wait_ready
+from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -127,9 +127,7 @@ def test_export_of_a_hand_made_service_round_trips_without_a_write_or_a_revision
     ], "only the ownership marks are written"
     assert (emu.service(PROJECT, REGION, svc) or {})["latestCreatedRevision"] == revision, "no new revision"
     settled = emu.last_seq()
-    wait_for(
-        lambda: len(calls(emu, svc, since=settled, methods=("run.services.get",))) >= 2, timeout=30, what="2 passes"
-    )
+    passes(emu, svc, settled, 2, timeout=30)
     assert calls(emu, svc, since=settled, methods=WRITES) == []
 
 

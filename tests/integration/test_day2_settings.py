@@ -23,7 +23,7 @@ from gcpemu.admin import AdminClient
 from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
 from integration.test_day2_cli import exported, iaprun, make_by_hand
 from integration.test_iap_settings import out_of_band, stored
-from integration.test_reconcile import WRITES, calls, get, wait_ready
+from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -32,15 +32,6 @@ SETTINGS_WRITE = "iap.updateIapSettings"
 ALL_WRITES = (*WRITES, SETTINGS_WRITE)
 LOGIN_HINT = "accessSettings.oauthSettings.loginHint"
 CLIENT = "123-custom.apps.googleusercontent.com"
-
-
-def _passes(emu: AdminClient, svc: str, since: int, count: int) -> None:
-    """Wait for ``count`` more looks at the service (each pass reads it once)."""
-    wait_for(
-        lambda: len(calls(emu, svc, since=since, methods=("run.services.get",))) >= count,
-        timeout=60,
-        what=f"{count} passes",
-    )
 
 
 def _plan(kubectl: Runner, namespace: str, svc: str) -> dict[str, Any]:
@@ -71,7 +62,7 @@ def test_observe_only_plans_a_settings_drift_writes_nothing_and_full_writes_exac
     )
     since = emu.last_seq()
     wait_for(lambda: _plan(kubectl, namespace, svc).get("changes") == 1, timeout=30, what="a plan with the change")
-    _passes(emu, svc, emu.last_seq(), 3)
+    passes(emu, svc, emu.last_seq(), 3)
     assert calls(emu, svc, since=since, methods=ALL_WRITES) == [], "ObserveOnly wrote to Google"
     assert stored(emu, PROJECT, svc)["accessSettings"]["oauthSettings"]["loginHint"] == "evil.example"
     obj = get(kubectl, namespace, svc)
@@ -95,7 +86,7 @@ def test_observe_only_plans_a_settings_drift_writes_nothing_and_full_writes_exac
         timeout=30,
         what="the plan applied",
     )
-    _passes(emu, svc, emu.last_seq(), 2)
+    passes(emu, svc, emu.last_seq(), 2)
     writes = calls(emu, svc, since=since, methods=ALL_WRITES)
     assert [(w["method"], w["query"].get("updateMask")) for w in writes] == [
         (SETTINGS_WRITE, "iapSettings." + plan["iapSettings"][0]["field"])
@@ -178,7 +169,7 @@ def test_export_with_settings_round_trips_and_plan_shows_a_settings_only_change(
     )
     wait_for(lambda: condition(get(kubectl, namespace, svc), "Synced") == {}, timeout=30, what="Synced gone")
     wait_ready(kubectl, namespace, svc)
-    _passes(emu, svc, emu.last_seq(), 2)
+    passes(emu, svc, emu.last_seq(), 2)
     writes = calls(emu, svc, since=since, methods=ALL_WRITES)
     assert [(w["method"], w["query"].get("updateMask")) for w in writes] == [
         ("run.services.patch", "labels,annotations")

@@ -51,9 +51,21 @@ def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
     return obj
 
 
+PASS_MARK = ("run.services.getIamPolicy",)
+"""What every pass reads exactly once: the service's IAM policy (the service itself may come from the region's
+shared ``services.list`` when it only confirms the status, so ``services.get`` does not count passes)."""
+
+
+def passes(emu: AdminClient, svc: str, since: int, count: int, timeout: float = 60) -> None:
+    """Wait for ``count`` more passes over ``svc`` after ``since``."""
+    wait_for(
+        lambda: len(calls(emu, svc, since=since, methods=PASS_MARK)) >= count, timeout=timeout, what=f"{count} passes"
+    )
+
+
 def drift_pass(emu: AdminClient, svc: str, since: int) -> None:
-    """Wait for the operator's next look at the service (a services.get after ``since``)."""
-    wait_for(lambda: calls(emu, svc, since=since, methods=("run.services.get",)), timeout=30, what="a drift pass")
+    """Wait for the operator's next pass over the service after ``since``."""
+    passes(emu, svc, since, 1, timeout=30)
 
 
 def test_apply_becomes_ready_with_iap_from_the_first_write(
