@@ -39,6 +39,7 @@ STATUS = {
     "latestReadyRevision": "hello-001",
     "latestCreatedRevision": "hello-001",
     "url": "https://hello.run.app",
+    "conditions": [{"type": "Ready", "status": "True", "reason": "UpToDate"}],
 }
 ROUTINE = ObjectView("team-a", "hello", 1, SPEC, STATUS, "c1", listing_age=30.0)
 
@@ -77,6 +78,15 @@ class Ports:
 
 async def observe(obj: ObjectView, ports: Ports) -> tuple[dict[str, Any] | None, service.ServicePlan]:
     return await service.observe_and_plan(ports, obj, PARSED, REF, Settings())  # type: ignore[arg-type]
+
+
+async def test_an_object_not_ready_reads_its_service_without_listing() -> None:
+    """Only a Ready status can be confirmed by a listed copy: a stalled object (say, a ManagementConflict checked
+    every second) would list and then read anyway, doubling its reads and starving the others' creates."""
+    stalled = {**STATUS, "conditions": [{"type": "Ready", "status": "False", "reason": "ManagementConflict"}]}
+    ports = Ports(served(), served())
+    await observe(ObjectView("team-a", "hello", 1, SPEC, stalled, "c1", listing_age=30.0), ports)
+    assert ports.run.calls == ["get"]
 
 
 async def test_a_listed_copy_that_confirms_the_status_is_the_only_read() -> None:

@@ -67,7 +67,8 @@ async def observe_and_plan(
     """The service and the plan for it. A routine pass (drift, resume) takes the service from a recent regional
     listing when that copy only confirms what the status shows (nothing to write, ready and settled, the same
     revision and URL); anything else, and every other pass, reads the service itself."""
-    if obj.listing_age > 0:
+    if obj.listing_age > 0 and _was_ready(obj.status):
+        # Only a Ready object's status can be confirmed by a listed copy: any other would list, then read anyway.
         listed = await google.run.listed(ref, max_age=obj.listing_age)
         if listed is not None and listing_confirms(obj.status, listed):
             decided = plan(obj, spec, ref, listed, settings)
@@ -75,6 +76,11 @@ async def observe_and_plan(
                 return listed, decided
     observed = await observe(google, ref)
     return observed, plan(obj, spec, ref, observed, settings)
+
+
+def _was_ready(status: Mapping[str, Any]) -> bool:
+    ready = cond.find(status.get("conditions") or (), cond.READY)
+    return bool(ready and ready.get("status") == "True")
 
 
 def plan(
