@@ -61,6 +61,14 @@ def test_conditions_turn_back_into_expires_and_access_levels() -> None:
         "accessLevels": ["accessPolicies/123/accessLevels/corp"],
     }
     assert accessor_of("user:a@example.com", {"expression": 'request.path.startsWith("/admin")'}) is None
+    other = '"accessPolicies/123/accessLevels/home" in request.auth.access_levels'
+    assert accessor_of("user:a@example.com", {"expression": f"({LEVEL} || {other})"}) == {
+        "member": "user:a@example.com",
+        "accessLevels": ["accessPolicies/123/accessLevels/corp", "accessPolicies/123/accessLevels/home"],
+    }, "the operator's own form for several levels (any one of them)"
+    assert accessor_of("user:a@example.com", {"expression": f"{LEVEL} && {other}"}) is None, (
+        "both levels at once is narrower than accessLevels (any one): not declarable"
+    )
 
 
 def test_the_manifest_declares_the_service_with_v2_names_and_without_cloud_runs_defaults() -> None:

@@ -26,13 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from iaprun_operator.core.iam import expiry_of, format_time
+from iaprun_operator.core.iam import format_time, parse_expression
 from iaprun_operator.core.iapsettings import SECRET, SECRET_FIELD, SECRET_SOURCE, SHAPE
 from iaprun_operator.core.model import is_public_member, normalise_member
 from iaprun_operator.core.names import IAP_ACCESSOR_ROLE, OWNER_LABEL, RESERVED_LABEL_PREFIX, RUN_INVOKER_ROLE
 
 _SYSTEM_PREFIXES = ("goog-", "cloud.googleapis.com", "run.googleapis.com", RESERVED_LABEL_PREFIX, OWNER_LABEL)
-_LEVEL_RE = re.compile(r'^\(?\s*"([^"]+)"\s+in\s+request\.auth\.access_levels\s*\)?$')
 _DEFAULT_INGRESS = "INGRESS_TRAFFIC_ALL"
 
 
@@ -44,22 +43,21 @@ class Exported:
 
 
 def accessor_of(member: str, condition: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The accessor entry that declares ``member``'s grant under ``condition``, or None if no spec can say it."""
+    """The accessor entry that declares ``member``'s grant under ``condition``, or None if no spec can say it.
+
+    A condition is declarable when it is one the operator writes (``core.iam.parse_expression``): the access levels
+    (any one of them) and then the expiry, whatever its title."""
     entry: dict[str, Any] = {"member": normalise_member(member)}
     if not condition:
         return entry
-    if (expires := expiry_of(condition)) is not None:
-        return {**entry, "expires": format_time(expires)}
-    levels: list[str] = []
-    for part in str(condition.get("expression", "")).split("&&"):
-        part = part.strip()
-        if (expires := expiry_of({"expression": part})) is not None and "expires" not in entry:
-            entry["expires"] = format_time(expires)
-        elif match := _LEVEL_RE.match(part):
-            levels.append(match.group(1))
-        else:
-            return None
-    return {**entry, "accessLevels": levels} if levels else None
+    grant = parse_expression(str(condition.get("expression", "")))
+    if grant is None:
+        return None
+    if grant.expires is not None:
+        entry["expires"] = format_time(grant.expires)
+    if grant.access_levels:
+        entry["accessLevels"] = list(grant.access_levels)
+    return entry
 
 
 def _accessors(policy: Mapping[str, Any], notes: list[str]) -> tuple[list[dict[str, Any]], bool]:
