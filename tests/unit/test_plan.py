@@ -18,11 +18,11 @@ import pytest
 from iaprun_operator import planner
 from iaprun_operator.cli.planning import OPEN_POLICY
 from iaprun_operator.core import conditions as cond
+from iaprun_operator.core import references, tenancy
 from iaprun_operator.core.model import ManagementPolicy, management_policy, parse_spec
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.core.plan import FieldChange, Plan, field_changes, grant_changes
 from iaprun_operator.core.service import desired_service, template_hash
-from iaprun_operator.core.tenancy import TenancyPolicy
 from iaprun_operator.reconcile import reconcile
 from iaprun_operator.results import ObjectView
 from iaprun_operator.settings import Settings
@@ -37,7 +37,7 @@ SPEC: dict[str, Any] = {
     "managementPolicy": "ObserveOnly",
 }
 REF = ServiceRef("demo-project", "asia-northeast1", "hello")
-OPEN = Settings(tenancy=TenancyPolicy.from_dict(OPEN_POLICY))
+OPEN = Settings(tenancy=OPEN_POLICY)
 AGENT = "serviceAccount:service-123@gcp-sa-iap.iam.gserviceaccount.com"
 
 
@@ -224,3 +224,28 @@ async def test_observe_only_on_a_service_owned_elsewhere_stalls_as_a_pass_would_
     assert stalled is not None
     assert stalled["reason"] == "ManagementConflict"
     assert "run.getIamPolicy" not in google.calls
+
+
+def test_the_cli_policy_allows_every_reference_a_spec_can_make() -> None:
+    """The CLI plans what the operator would write, so its open policy refuses nothing (it is singleTenant's rule
+    plus public access, never a copy that misses a newer kind of reference)."""
+    template = {
+        "containers": [{"image": "gcr.io/x/y"}],
+        "vpcAccess": {"networkInterfaces": [{"network": "default"}]},
+        "volumes": [{"name": "v", "gcs": {"bucket": "b"}}],
+    }
+    spec = parse_spec(
+        {
+            "region": "asia-northeast1",
+            "template": template,
+            "invokerIamDisabled": True,
+            "binaryAuthorization": {"useDefault": True, "breakglassJustification": "incident"},
+        },
+        name="hello",
+    )
+    refs = references.extract(spec, "demo-project")
+    assert refs.networks
+    assert refs.buckets
+    assert refs.binary_authorization_breakglass
+    allowed = tenancy.check(OPEN_POLICY, namespace="any", namespace_labels={}, refs=refs, operator_account=None)
+    assert allowed is None

@@ -24,7 +24,6 @@ from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.model import parse_spec
 from iaprun_operator.core.names import ServiceRef
 from iaprun_operator.core.service import desired_service, template_hash
-from iaprun_operator.core.tenancy import TenancyPolicy
 from iaprun_operator.reconcile import reconcile
 from iaprun_operator.results import ObjectView
 from iaprun_operator.settings import Settings
@@ -32,7 +31,7 @@ from iaprun_operator.steps import iapsettings
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 REF = ServiceRef("demo-project", "asia-northeast1", "hello")
-OPEN = Settings(tenancy=TenancyPolicy.from_dict(OPEN_POLICY))
+OPEN = Settings(tenancy=OPEN_POLICY)
 CLIENT = "123-custom.apps.googleusercontent.com"
 SECRET_VALUE = "s3cret-value-never-shown"
 OAUTH = {"clientId": CLIENT, "clientSecretSource": {"secretKeyRef": {"secret": "iap-oauth"}}, "loginHint": "a.example"}

@@ -24,40 +24,15 @@ from iaprun_operator.core.errors import GoogleError
 from iaprun_operator.core.model import InvalidSpecError, parse_spec
 from iaprun_operator.core.names import OWNER_ANNOTATION, Owner, ServiceRef
 from iaprun_operator.core.plan import Plan, setting_status
-from iaprun_operator.core.tenancy import TenancyPolicy
+from iaprun_operator.core.tenancy import SINGLE_TENANT_RULE, TenancyPolicy
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.results import ObjectView
 from iaprun_operator.settings import Settings, SettingsError, from_env
 
 KIND = "IapRunService"
-OPEN_POLICY = {
-    "rules": [
-        {
-            "name": "iaprun-plan",
-            "namespaces": ["*"],
-            **{
-                k: ["*"]
-                for k in (
-                    "projects",
-                    "regions",
-                    "serviceNames",
-                    "serviceAccounts",
-                    "secretProjects",
-                    "oauthClientSecrets",
-                )
-            },
-            "images": ["*"],
-            "adoptServiceNames": ["*"],
-            "allowDefaultServiceAccount": True,
-            "accessorMemberKinds": ["user", "group", "serviceAccount", "domain", "principal", "principalSet"],
-            "accessorDomains": ["*"],
-            "allowIapDisabled": True,
-            "allowPublicInvokerBindings": True,
-            "allowPublicAccess": True,
-            "envValues": "Any",
-        }
-    ]
-}
+OPEN_POLICY = TenancyPolicy(
+    rules=(dataclasses.replace(SINGLE_TENANT_RULE, name="iaprun-plan", allow_public_access=True),)
+)
 """The CLI judges what the operator would write, not whether the platform allows it: tenancy is the operator's
 (set IAPRUN_TENANCY_POLICY or IAPRUN_TENANCY_POLICY_FILE to plan under the platform's policy)."""
 
@@ -72,7 +47,7 @@ def settings(endpoint: str | None) -> Settings:
     except SettingsError as error:
         raise CliError(str(error)) from None
     if not (os.environ.get("IAPRUN_TENANCY_POLICY") or os.environ.get("IAPRUN_TENANCY_POLICY_FILE")):
-        loaded = dataclasses.replace(loaded, tenancy=TenancyPolicy.from_dict(OPEN_POLICY))
+        loaded = dataclasses.replace(loaded, tenancy=OPEN_POLICY)
     return dataclasses.replace(loaded, google_api_endpoint=endpoint or loaded.google_api_endpoint)
 
 
