@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from iaprun_operator.core.iapsettings import FieldChange as SettingChange
@@ -88,10 +88,10 @@ class Plan:
     fields: tuple[FieldChange, ...] = ()
     grants: tuple[GrantChange, ...] = ()
     refusal: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """What the pass would announce without writing (a public binding kept under Report, an adoption)."""
     settings: tuple[SettingChange, ...] = ()
     """IAP settings fields the pass writes (set or cleared), as the settings step decided them."""
-    """What the pass would announce without writing (a public binding kept under Report, an adoption)."""
 
     @property
     def changes(self) -> int:
