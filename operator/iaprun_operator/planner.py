@@ -85,7 +85,7 @@ async def _settings(
 ) -> tuple[tuple[SettingChange, ...], cond.Failure | None]:
     """The settings step's own decision; read only when the object declares settings or owns some (with neither,
     the step writes nothing). A service about to be created has no settings yet: planned against none."""
-    ledger = list((obj.status.get("iapSettings") or {}).get("managedFields") or ())
+    ledger = iapsettings.managed_fields(obj)
     if spec.iap.settings is None and not ledger:
         return (), None
     try:

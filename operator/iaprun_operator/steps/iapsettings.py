@@ -65,6 +65,11 @@ async def read_secrets(google: GooglePorts, spec: Spec, ref: ServiceRef) -> dict
     return secrets
 
 
+def managed_fields(obj: ObjectView) -> list[str]:
+    """The settings leaves the object owns (``status.iapSettings.managedFields``): the step's ledger."""
+    return list((obj.status.get("iapSettings") or {}).get("managedFields") or ())
+
+
 def plan(observed: Observed, spec: Spec, ledger: Sequence[str]) -> SettingsPlan:
     return plan_settings(observed.settings, spec.iap.settings, ledger, observed.secrets)
 
@@ -80,7 +85,7 @@ async def run(
     google: GooglePorts, obj: ObjectView, spec: Spec, ref: ServiceRef, number: str, status: Mapping[str, Any]
 ) -> StepOutcome:
     """The step. ``status``: what the pass has found so far (the service's URLs)."""
-    ledger = list((obj.status.get("iapSettings") or {}).get("managedFields") or ())
+    ledger = managed_fields(obj)
     if not spec.iap.enabled and spec.iap.settings is None and not ledger:
         return StepOutcome(
             conditions=[
