@@ -150,7 +150,7 @@ def extract(spec: Spec, project: str | None) -> References:
         public_invoker_bindings=spec.iap.public_invoker is PublicInvokerPolicy.REPORT,
         invoker_iam_disabled=spec.invoker_iam_disabled,
         literal_env=tuple(_literal_env(template)),
-        oauth_client_secrets=tuple(dict.fromkeys(secret_references(spec.iap.settings, project))),
+        oauth_client_secrets=_once(secret_references(spec.iap.settings, project)),
         networks=_once(_networks(template, project, spec.region)),
         sql_instances=_once(_volume_values(template, "cloudSqlInstance", "instances")),
         buckets=_once(_volume_values(template, "gcs", "bucket")),
