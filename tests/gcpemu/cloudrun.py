@@ -417,7 +417,7 @@ def _route(emu: Emulator, rec: ServiceRecord) -> None:
         if s.get("tag"):
             host = f"{s['tag']}---{rec.hosts[0]}"
             s["uri"] = f"https://{host}"
-            rec.tag_hosts[host] = s.get("revision") or ready
+            rec.tag_hosts[host] = s["revision"]
             emu.world.hosts[host] = key
         statuses.append(s)
     d["trafficStatuses"] = statuses
