@@ -196,16 +196,12 @@ class AdminClient:
     def set_act_as(self, caller: str, accounts: list[str]) -> None:
         """Model ``iam.serviceAccounts.actAs``: ``caller`` (``*`` for anyone not listed) may deploy services that
         run as ``accounts`` (fnmatch patterns) and no others. ``reset`` turns the model off again."""
-        table = dict(self.config().get("act_as") or {})
-        table[caller] = list(accounts)
-        self.configure(act_as=table)
+        self._set_entry("act_as", caller, list(accounts))
 
     def set_secret_access(self, secret: str, accounts: list[str]) -> None:
         """Model Secret Manager access: runtime ``accounts`` (fnmatch) may read ``projects/{p}/secrets/{s}``;
         secrets never named here are readable by nobody once one is."""
-        table = dict(self.config().get("secret_accessors") or {})
-        table[secret] = list(accounts)
-        self.configure(secret_accessors=table)
+        self._set_entry("secret_accessors", secret, list(accounts))
 
     def set_api_enabled(self, project: str, api: str, enabled: bool) -> None:
         """Enable or disable ``api`` (``run.googleapis.com``) for calls whose consumer is ``project`` (ID or
@@ -218,25 +214,25 @@ class AdminClient:
 
     def set_caller_project(self, caller: str, project: str) -> None:
         """The project of ``caller``'s credentials (``anonymous`` for a caller without identity)."""
-        table = dict(self.config().get("caller_projects") or {})
-        table[caller] = project
-        self.configure(caller_projects=table)
+        self._set_entry("caller_projects", caller, project)
 
     def restrict_member_domains(self, project: str, domains: list[str] | None) -> None:
         """Domain-restricted sharing on ``project``: only members of ``domains`` may be named in its IAM
         policies (None lifts it)."""
-        table = dict(self.config().get("allowed_policy_member_domains") or {})
-        if domains is None:
-            table.pop(project, None)
-        else:
-            table[project] = list(domains)
-        self.configure(allowed_policy_member_domains=table)
+        self._set_entry("allowed_policy_member_domains", project, None if domains is None else list(domains))
 
     def set_access_levels(self, identity: str, levels: list[str]) -> None:
         """The access levels ``identity`` (``user:a@b``) meets when it calls a protected URL."""
-        table = dict(self.config().get("access_levels") or {})
-        table[identity] = list(levels)
-        self.configure(access_levels=table)
+        self._set_entry("access_levels", identity, list(levels))
+
+    def _set_entry(self, table_name: str, key: str, value: Any) -> None:
+        """One entry of the config table ``table_name`` (None removes it); the other entries are kept."""
+        table = dict(self.config().get(table_name) or {})
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+        self.configure(**{table_name: table})
 
     # ------------------------------------------------------------------------------------------------ clock, LROs
 

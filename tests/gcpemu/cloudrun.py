@@ -377,7 +377,7 @@ def _finish(emu: Emulator, rec: ServiceRecord) -> ApiError | None:
     if probe is not None:
         msg = f"{not_ready}{probe} Logs for this revision might contain more information.{_logs_hint(rec, rev)}"
         return _fail(emu, d, "FAILED_PRECONDITION", msg)
-    rec.ready_revisions[rev] = copy.deepcopy(d.get("template") or {})
+    rec.ready_revisions.add(rev)
     d["latestReadyRevision"] = d.get("latestCreatedRevision", "")
     missing = _missing_traffic_revision(rec, rev)
     if missing is not None:
@@ -417,7 +417,7 @@ def _route(emu: Emulator, rec: ServiceRecord) -> None:
         if s.get("tag"):
             host = f"{s['tag']}---{rec.hosts[0]}"
             s["uri"] = f"https://{host}"
-            rec.tag_hosts[host] = s.get("revision") or ready
+            rec.tag_hosts[host] = s["revision"]
             emu.world.hosts[host] = key
         statuses.append(s)
     d["trafficStatuses"] = statuses

@@ -157,7 +157,7 @@ def _hash_secrets(settings: dict[str, Any]) -> None:
         secret = node.pop("clientSecret", None)
         if secret:
             node["clientSecretSha256"] = hashlib.sha256(str(secret).encode()).hexdigest()
-        elif "clientSecret" in node or secret == "":
+        elif secret == "":
             node.pop("clientSecretSha256", None)
 
 

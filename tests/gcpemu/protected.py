@@ -64,14 +64,15 @@ def _wants_html(request: web.BaseRequest) -> bool:
 
 async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -> web.Response:
     """Answer one request to a service URL; ``path`` is the path on that host (with query)."""
-    key = emu.world.hosts.get(host.split(":")[0].lower())
+    bare = host.split(":")[0].lower()
+    key = emu.world.hosts.get(bare)
     rec = emu.world.services.get(key) if key else None
     if rec is None or rec.deleting:
         return web.Response(status=404, text=f"Error: Page not found\nThe requested URL {path} was not found.\n")
     d = rec.data
     if d.get("ingress") in ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_NONE"):
         return web.Response(status=404, text=f"Error: Page not found\nThe requested URL {path} was not found.\n")
-    revision = serving_revision(d, rec.tag_hosts.get(host.split(":")[0].lower()))
+    revision = serving_revision(d, rec.tag_hosts.get(bare))
     if not revision:
         return web.Response(status=503, text="Service Unavailable\n")
     user = user_of(request)
@@ -105,7 +106,7 @@ async def serve(emu: Emulator, request: web.BaseRequest, host: str, path: str) -
         seen = Request(
             time=now,
             access_levels=tuple(emu.config.access_levels.get(user, ())),
-            host=host.split(":")[0].lower(),
+            host=bare,
             path=path.split("?", 1)[0],
         )
         if not any(holds(p, "iap.webServiceVersions.accessViaIAP", user, groups, seen) for p in chain):

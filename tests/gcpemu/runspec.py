@@ -216,14 +216,17 @@ def _check_vpc(template: dict[str, Any], request: str) -> None:
             raise violation(request, f"{where}.subnetwork", f"Invalid subnetwork name '{sub}'.")
 
 
+_UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SUFFIXES = sorted(_UNITS, key=len, reverse=True)  # "Mi" before "M"
+
+
 def quantity(value: Any) -> float:
     """A Kubernetes quantity as a number (cpu in cores, memory in bytes); 0 when unreadable."""
     s = str(value or "").strip()
-    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-    for suffix in sorted(units, key=len, reverse=True):
+    for suffix in _SUFFIXES:
         if s.endswith(suffix):
             try:
-                return float(s[: -len(suffix)]) * units[suffix]
+                return float(s[: -len(suffix)]) * _UNITS[suffix]
             except ValueError:
                 return 0.0
     try:

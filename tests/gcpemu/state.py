@@ -35,8 +35,8 @@ class ServiceRecord:
     ready_once: bool = False
     hosts: tuple[str, ...] = ()
     ready_revision_image: str = ""
-    ready_revisions: dict[str, Any] = field(default_factory=dict)
-    """Short revision name -> its template, for every revision that became ready (traffic may name these)."""
+    ready_revisions: set[str] = field(default_factory=set)
+    """Short names of the revisions that became ready (traffic may name these)."""
     created_revisions: dict[str, Any] = field(default_factory=dict)
     """Short revision name -> its template, for every revision cut (``template.revision`` reuse is checked here)."""
     tag_hosts: dict[str, str] = field(default_factory=dict)
