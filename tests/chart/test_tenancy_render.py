@@ -220,7 +220,9 @@ def test_contradictory_tenancy_values_fail_with_a_message(render: Render, args: 
     assert message in failed.value.stderr
 
 
-@pytest.mark.parametrize("field", ["namespaces", "projects", "images", "accessorDomains"])
+@pytest.mark.parametrize(
+    "field", ["namespaces", "projects", "images", "accessorDomains", "networks", "kmsKeys", "oauthClientSecrets"]
+)
 def test_character_classes_are_refused(render: Render, field: str) -> None:
     """`[...]` is the one fnmatch feature the chart does not translate: the values schema refuses it, and so does
     the template when the schema is skipped."""

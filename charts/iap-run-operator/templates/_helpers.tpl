@@ -1,3 +1,11 @@
+{{/*
+The tenancy rule fields that are plain glob lists, rendered to one admission-policy param each and checked for
+character classes: one list, so a new reference kind cannot be added to one place and missed in the other.
+*/}}
+{{- define "iap-run-operator.globFields" -}}
+projects regions serviceNames secretProjects images networks sqlInstances buckets nfsServers kmsKeys binaryAuthorizationPolicies oauthClientSecrets
+{{- end }}
+
 {{/* Names, labels and the checks that refuse contradictory values. */}}
 
 {{- define "iap-run-operator.name" -}}
@@ -146,7 +154,7 @@ rules: {{ join "," $indexes | quote }}
 {{ $key }}namespaces: {{ include "iap-run-operator.globRegex" list | quote }}
 {{- end }}
 {{ $key }}labels: {{ join "," $labels | quote }}
-{{- range $field := list "projects" "regions" "serviceNames" "secretProjects" "images" "networks" "sqlInstances" "buckets" "nfsServers" "kmsKeys" "binaryAuthorizationPolicies" "oauthClientSecrets" }}
+{{- range $field := splitList " " (include "iap-run-operator.globFields" .) }}
 {{ $key }}{{ $field }}: {{ include "iap-run-operator.globRegex" (get $rule $field | default list) | quote }}
 {{- end }}
 {{- $accounts := list }}
@@ -230,7 +238,7 @@ Contradictory values fail the render with a message that names them. Included on
 {{- if and (not $rule.namespaces) (not ($rule.namespaceSelector | default dict).matchLabels) }}
 {{- fail (printf "tenancy.rules[%d] (%q) sets neither namespaces nor namespaceSelector.matchLabels, so it selects no namespace" $i $rule.name) }}
 {{- end }}
-{{- range $field := list "namespaces" "projects" "regions" "serviceNames" "serviceAccounts" "secretProjects" "images" "adoptServiceNames" "accessorDomains" "oauthClientSecrets" }}
+{{- range $field := concat (list "namespaces" "serviceAccounts" "adoptServiceNames" "accessorDomains") (splitList " " (include "iap-run-operator.globFields" $)) }}
 {{- range get $rule $field | default list }}
 {{- if regexMatch "[][]" . }}
 {{- fail (printf "tenancy.rules[%d].%s: %q uses a character class ([ or ]); only * and ? are supported" $i $field .) }}
