@@ -209,7 +209,7 @@ Contradictory values fail the render with a message that names them. Included on
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
 {{- if and (or .Values.podDisruptionBudget.enabled .Values.ha.enabled) (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
-{{- fail "podDisruptionBudget.enabled=true needs minAvailable or maxUnavailable" }}
+{{- fail "podDisruptionBudget (enabled, or ha.enabled) needs minAvailable or maxUnavailable" }}
 {{- end }}
 {{- if not (lt (float64 .Values.ha.renewDeadlineSeconds) (float64 .Values.ha.leaseDurationSeconds)) }}
 {{- fail "ha.renewDeadlineSeconds must be below ha.leaseDurationSeconds: the active pod must stop before a standby may take over" }}
