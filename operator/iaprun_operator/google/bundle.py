@@ -46,6 +46,7 @@ class Google:
             on_wait=observer.quota_wait,
         )
         clients = DiscoveryClients(creds=creds, endpoint=settings.google_api_endpoint, timeout=settings.request_timeout)
+        projects = Projects(calls=calls, limiter=limiter, clients=clients)
         return cls(
             run=CloudRun(
                 calls=calls,
@@ -56,8 +57,8 @@ class Google:
                 connections=max(4, settings.workers),
             ),
             iap=Iap(calls=calls, limiter=limiter, clients=clients),
-            projects=Projects(calls=calls, limiter=limiter, clients=clients),
+            projects=projects,
             calls=calls,
             secrets=Secrets(calls=calls, limiter=limiter, clients=clients),
-            organizations=Organizations(calls=calls, limiter=limiter, clients=clients),
+            organizations=Organizations(calls=calls, limiter=limiter, clients=clients, projects=projects),
         )

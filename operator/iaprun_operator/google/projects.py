@@ -12,7 +12,8 @@ one in-flight call.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.names import IAP_SERVICE, iap_service_agent
@@ -20,17 +21,20 @@ from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.discovery import DiscoveryClients
 from iaprun_operator.google.ratelimit import Limiter
 
+T = TypeVar("T")
+
 
 class Projects:
     def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients) -> None:
         self._calls = calls
         self._limiter = limiter
         self._clients = clients
+        self._found: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._numbers: dict[str, asyncio.Future[str]] = {}
         self._agents: dict[str, asyncio.Future[str]] = {}
         self._iap_reachable: dict[str, asyncio.Future[str]] = {}
 
-    async def _once(self, cache: dict[str, asyncio.Future[str]], key: str, make: Any) -> str:
+    async def _once(self, cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
         task = cache.get(key)
         if task is None or (task.done() and task.exception() is not None):
             task = asyncio.ensure_future(make())
@@ -45,8 +49,11 @@ class Projects:
             known.set_result(number)
             self._numbers[project] = known
 
-    async def number(self, project: str) -> str:
-        async def fetch() -> str:
+    async def found(self, project: str) -> dict[str, Any]:
+        """Resource Manager v3's ``projects.get`` answer (the number, the parent), asked once per process and
+        shared with the organisation lookup."""
+
+        async def fetch() -> dict[str, Any]:
             request = self._clients.service("cloudresourcemanager", "v3").projects().get(name=f"projects/{project}")
             result = await self._calls.run(
                 "cloudresourcemanager",
@@ -54,8 +61,15 @@ class Projects:
                 self._limiter.bucket("crm"),
                 lambda: self._clients.execute(request),
             )
-            name = str(result.get("name", ""))
+            return dict(result or {})
+
+        return await self._once(self._found, project, fetch)
+
+    async def number(self, project: str) -> str:
+        async def fetch() -> str:
+            name = str((await self.found(project)).get("name", ""))
             if not name.startswith("projects/"):
+                self._found.pop(project, None)  # an answer without a number is asked again, like a failure
                 raise GoogleError(
                     Kind.TRANSIENT,
                     f"unexpected project name {name!r}",
