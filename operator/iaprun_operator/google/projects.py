@@ -19,14 +19,16 @@ from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.names import IAP_SERVICE, iap_service_agent
 from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.discovery import DiscoveryClients
+from iaprun_operator.google.iap import Iap
 from iaprun_operator.google.ratelimit import Limiter
 
 T = TypeVar("T")
 
 
 class Projects:
-    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients) -> None:
+    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients, iap: Iap) -> None:
         self._calls = calls
+        self._iap = iap
         self._limiter = limiter
         self._clients = clients
         self._found: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -85,15 +87,8 @@ class Projects:
         permission error included, shows the API is on (the steps report such errors on their own calls)."""
 
         async def probe() -> str:
-            request = (
-                self._clients.service("iap", "v1")
-                .v1()
-                .getIamPolicy(resource=f"projects/{number}/iap_web", body={"options": {"requestedPolicyVersion": 3}})
-            )
             try:
-                await self._calls.run(
-                    "iap", "getIamPolicy", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
-                )
+                await self._iap.get_iam_policy(f"projects/{number}/iap_web", project)
             except GoogleError as error:
                 if error.kind is Kind.API_NOT_ENABLED:
                     raise
