@@ -14,7 +14,7 @@ from typing import Any
 
 from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.discovery import DiscoveryClients
-from iaprun_operator.google.projects import Projects
+from iaprun_operator.google.projects import Projects, once
 from iaprun_operator.google.ratelimit import Limiter
 
 API = "cloudresourcemanager"
@@ -28,14 +28,10 @@ class Organizations:
         self._projects = projects
         self._limiter = limiter
         self._clients = clients
-        self._known: dict[str, asyncio.Task[tuple[str, ...] | None]] = {}
+        self._known: dict[str, asyncio.Future[tuple[str, ...] | None]] = {}
 
     async def domains(self, project: str) -> tuple[str, ...] | None:
-        task = self._known.get(project)
-        if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.ensure_future(self._fetch(project))
-            self._known[project] = task
-        return await asyncio.shield(task)
+        return await once(self._known, project, lambda: self._fetch(project))
 
     async def _call(self, method: str, request: Any) -> Any:
         return await self._calls.run(API, method, self._limiter.bucket("crm"), lambda: self._clients.execute(request))

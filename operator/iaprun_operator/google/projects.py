@@ -25,6 +25,16 @@ from iaprun_operator.google.ratelimit import Limiter
 T = TypeVar("T")
 
 
+async def once(cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``'s answer for ``key``, asked once: concurrent askers share the call in flight, a failure is asked
+    again by the next one, and no asker's cancellation cancels the call the others wait for."""
+    task = cache.get(key)
+    if task is None or (task.done() and task.exception() is not None):
+        task = asyncio.ensure_future(make())
+        cache[key] = task
+    return await asyncio.shield(task)
+
+
 class Projects:
     def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients, iap: Iap) -> None:
         self._calls = calls
@@ -35,13 +45,6 @@ class Projects:
         self._numbers: dict[str, asyncio.Future[str]] = {}
         self._agents: dict[str, asyncio.Future[str]] = {}
         self._iap_reachable: dict[str, asyncio.Future[str]] = {}
-
-    async def _once(self, cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
-        task = cache.get(key)
-        if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.ensure_future(make())
-            cache[key] = task
-        return await asyncio.shield(task)
 
     def remember(self, project: str, number: str) -> None:
         """A number an object's status already holds (learnt by an earlier pass, maybe of an earlier process):
@@ -65,7 +68,7 @@ class Projects:
             )
             return dict(result or {})
 
-        return await self._once(self._found, project, fetch)
+        return await once(self._found, project, fetch)
 
     async def number(self, project: str) -> str:
         async def fetch() -> str:
@@ -80,7 +83,7 @@ class Projects:
                 )
             return name.removeprefix("projects/")
 
-        return await self._once(self._numbers, project, fetch)
+        return await once(self._numbers, project, fetch)
 
     async def check_iap(self, project: str, number: str) -> None:
         """Raise ``API_NOT_ENABLED`` when the IAP API is not enabled in the project; any other answer, a
@@ -94,7 +97,7 @@ class Projects:
                     raise
             return number
 
-        await self._once(self._iap_reachable, project, probe)
+        await once(self._iap_reachable, project, probe)
 
     async def iap_agent(self, project: str, number: str) -> str:
         """The IAP service agent's email, after making sure it exists."""
@@ -111,4 +114,4 @@ class Projects:
             email = str(((result or {}).get("response") or {}).get("email") or "")
             return email or iap_service_agent(number)
 
-        return await self._once(self._agents, project, ensure)
+        return await once(self._agents, project, ensure)
