@@ -26,6 +26,7 @@ from iaprun_operator.core.shards import shard_of
 from iaprun_operator.finalize import finalize
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
+from iaprun_operator.kube import GROUP, PLURAL, VERSION
 from iaprun_operator.reconcile import reconcile, refuse
 from iaprun_operator.results import ObjectView, Result
 from iaprun_operator.runtime import PREFIX, NamespaceInfo, Runtime, configure
@@ -45,7 +46,6 @@ from iaprun_operator.schedule import (
 from iaprun_operator.status import merged, newest_only, status_changes, with_stored_ledger
 
 __all__ = ["DRIFT_ANNOTATION", "PREFIX", "Runtime", "merged", "register", "status_changes", "with_stored_ledger"]
-GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 log = logging.getLogger(__name__)
 
 

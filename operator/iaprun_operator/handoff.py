@@ -31,7 +31,7 @@ from kubernetes import client, watch
 
 from iaprun_operator import leadership
 from iaprun_operator.core.shards import LABEL, labelled_shard, shard_of
-from iaprun_operator.kube import api_client
+from iaprun_operator.kube import GROUP, PLURAL, VERSION, api_client
 from iaprun_operator.schedule import ObjectState
 from iaprun_operator.settings import HaSettings
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from iaprun_operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
-GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 COLLECT_EVERY = 60.0
 """Seconds between looks for objects of removed shards (a label-selected list, usually empty)."""
 

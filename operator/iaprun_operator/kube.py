@@ -16,6 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 log = logging.getLogger(__name__)
+GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
+"""The IapRunService custom resource, as the handlers watch it and the operator's own API calls address it."""
 
 
 def api_client() -> client.ApiClient:

@@ -52,7 +52,6 @@ class Record:
 
     holder: str
     renewed: str
-    version: str
 
 
 def may_take(seen: Record | None, seen_at: float, now: float, me: str, duration: float) -> bool:
@@ -99,10 +98,9 @@ class Lease:
 
     def _observe(self, lease: Any, now: float) -> None:
         spec = lease.spec or client.V1LeaseSpec()
-        version = str(lease.metadata.resource_version)
-        record = Record(str(spec.holder_identity or ""), str(spec.renew_time or ""), version)
+        record = Record(str(spec.holder_identity or ""), str(spec.renew_time or ""))
         self.holder = record.holder
-        if self._seen is None or (record.holder, record.renewed) != (self._seen.holder, self._seen.renewed):
+        if record != self._seen:
             self._seen_at = now
         self._seen = record
 

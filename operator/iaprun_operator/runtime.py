@@ -18,6 +18,7 @@ from iaprun_operator.diffbase import DigestDiffBaseStorage
 from iaprun_operator.google.bundle import Google
 from iaprun_operator.google.ratelimit import PassSlots
 from iaprun_operator.handoff import ShardLabels
+from iaprun_operator.kube import GROUP, PLURAL
 from iaprun_operator.ledger import Ledger
 from iaprun_operator.settings import HaSettings, Settings
 
@@ -68,7 +69,7 @@ def configure(
     if ha.lease_namespace is not None:
         # The API server sends this replica its shard's objects only (core.shards). A lone replica without
         # election watches everything: no label can hide an object from it.
-        settings.watching.label_selectors["iaprun.dev", "iaprunservices"] = selector(ha.shard, ha.shards)
+        settings.watching.label_selectors[GROUP, PLURAL] = selector(ha.shard, ha.shards)
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     # A digest of the last handled spec, not kopf's copy of it (diffbase.py says why).

@@ -13,15 +13,15 @@ import pytest
 from iaprun_operator.leadership import Record, may_take
 from iaprun_operator.settings import SettingsError, from_env
 
-HELD = Record(holder="a", renewed="t1", version="7")
+HELD = Record(holder="a", renewed="t1")
 
 
 @pytest.mark.parametrize(
     ("seen", "seen_at", "now", "expected"),
     [
         (None, 0.0, 0.0, True),  # no Lease yet
-        (Record("", "t1", "7"), 100.0, 100.0, True),  # released
-        (Record("me", "t1", "7"), 100.0, 100.0, True),  # mine: renew
+        (Record("", "t1"), 100.0, 100.0, True),  # released
+        (Record("me", "t1"), 100.0, 100.0, True),  # mine: renew
         (HELD, 100.0, 114.9, False),  # another holder, seen changing 14.9 s ago
         (HELD, 100.0, 115.0, True),  # unchanged for the whole duration: the holder is gone
     ],

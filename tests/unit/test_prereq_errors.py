@@ -152,7 +152,9 @@ def test_a_remembered_number_spares_resource_manager_for_the_whole_project() -> 
     from iaprun_operator.google.ratelimit import Limiter
 
     async def scenario() -> str:
-        projects = Projects(calls=Calls(threads=1), limiter=Limiter({"crm": 60.0}), clients=cast(Any, None))
+        projects = Projects(
+            calls=Calls(threads=1), limiter=Limiter({"crm": 60.0}), clients=cast(Any, None), iap=cast(Any, None)
+        )
         projects.remember("p", "42")
         projects.remember("p", "43")  # the first answer stands
         return await projects.number("p")

@@ -46,6 +46,8 @@ class Google:
             on_wait=observer.quota_wait,
         )
         clients = DiscoveryClients(creds=creds, endpoint=settings.google_api_endpoint, timeout=settings.request_timeout)
+        iap = Iap(calls=calls, limiter=limiter, clients=clients)
+        projects = Projects(calls=calls, limiter=limiter, clients=clients, iap=iap)
         return cls(
             run=CloudRun(
                 calls=calls,
@@ -55,9 +57,9 @@ class Google:
                 timeout=settings.request_timeout,
                 connections=max(4, settings.workers),
             ),
-            iap=Iap(calls=calls, limiter=limiter, clients=clients),
-            projects=Projects(calls=calls, limiter=limiter, clients=clients),
+            iap=iap,
+            projects=projects,
             calls=calls,
             secrets=Secrets(calls=calls, limiter=limiter, clients=clients),
-            organizations=Organizations(calls=calls, limiter=limiter, clients=clients),
+            organizations=Organizations(calls=calls, limiter=limiter, clients=clients, projects=projects),
         )

@@ -4,7 +4,7 @@ Who can sign in through IAP's Google-managed OAuth client depends on it: only id
 organisation, and nobody when the project has none. ``projects.get`` names the parent; a folder's parent is
 followed with ``folders.get`` up to the organisation (or none); ``organizations.get`` gives its
 ``displayName``, which Google sets to the organisation's primary domain. The answers are stable, so each
-project is asked once per process.
+project is asked once per process; ``projects.get`` is the answer ``Projects`` already holds for the number.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.discovery import DiscoveryClients
+from iaprun_operator.google.projects import Projects, once
 from iaprun_operator.google.ratelimit import Limiter
 
 API = "cloudresourcemanager"
@@ -22,26 +23,22 @@ MAX_FOLDER_DEPTH = 10
 
 
 class Organizations:
-    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients) -> None:
+    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients, projects: Projects) -> None:
         self._calls = calls
+        self._projects = projects
         self._limiter = limiter
         self._clients = clients
-        self._known: dict[str, asyncio.Task[tuple[str, ...] | None]] = {}
+        self._known: dict[str, asyncio.Future[tuple[str, ...] | None]] = {}
 
     async def domains(self, project: str) -> tuple[str, ...] | None:
-        task = self._known.get(project)
-        if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.ensure_future(self._fetch(project))
-            self._known[project] = task
-        return await asyncio.shield(task)
+        return await once(self._known, project, lambda: self._fetch(project))
 
     async def _call(self, method: str, request: Any) -> Any:
         return await self._calls.run(API, method, self._limiter.bucket("crm"), lambda: self._clients.execute(request))
 
     async def _fetch(self, project: str) -> tuple[str, ...] | None:
         v3 = self._clients.service("cloudresourcemanager", "v3")
-        found = await self._call("projects.get", v3.projects().get(name=f"projects/{project}"))
-        parent = str((found or {}).get("parent") or "")
+        parent = str((await self._projects.found(project)).get("parent") or "")
         for _ in range(MAX_FOLDER_DEPTH):
             if not parent.startswith("folders/"):
                 break

@@ -12,30 +12,39 @@ one in-flight call.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.names import IAP_SERVICE, iap_service_agent
 from iaprun_operator.google.calls import Calls
 from iaprun_operator.google.discovery import DiscoveryClients
+from iaprun_operator.google.iap import Iap
 from iaprun_operator.google.ratelimit import Limiter
+
+T = TypeVar("T")
+
+
+async def once(cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``'s answer for ``key``, asked once: concurrent askers share the call in flight, a failure is asked
+    again by the next one, and no asker's cancellation cancels the call the others wait for."""
+    task = cache.get(key)
+    if task is None or (task.done() and task.exception() is not None):
+        task = asyncio.ensure_future(make())
+        cache[key] = task
+    return await asyncio.shield(task)
 
 
 class Projects:
-    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients) -> None:
+    def __init__(self, *, calls: Calls, limiter: Limiter, clients: DiscoveryClients, iap: Iap) -> None:
         self._calls = calls
+        self._iap = iap
         self._limiter = limiter
         self._clients = clients
+        self._found: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._numbers: dict[str, asyncio.Future[str]] = {}
         self._agents: dict[str, asyncio.Future[str]] = {}
         self._iap_reachable: dict[str, asyncio.Future[str]] = {}
-
-    async def _once(self, cache: dict[str, asyncio.Future[str]], key: str, make: Any) -> str:
-        task = cache.get(key)
-        if task is None or (task.done() and task.exception() is not None):
-            task = asyncio.ensure_future(make())
-            cache[key] = task
-        return await asyncio.shield(task)
 
     def remember(self, project: str, number: str) -> None:
         """A number an object's status already holds (learnt by an earlier pass, maybe of an earlier process):
@@ -45,8 +54,11 @@ class Projects:
             known.set_result(number)
             self._numbers[project] = known
 
-    async def number(self, project: str) -> str:
-        async def fetch() -> str:
+    async def found(self, project: str) -> dict[str, Any]:
+        """Resource Manager v3's ``projects.get`` answer (the number, the parent), asked once per process and
+        shared with the organisation lookup."""
+
+        async def fetch() -> dict[str, Any]:
             request = self._clients.service("cloudresourcemanager", "v3").projects().get(name=f"projects/{project}")
             result = await self._calls.run(
                 "cloudresourcemanager",
@@ -54,8 +66,15 @@ class Projects:
                 self._limiter.bucket("crm"),
                 lambda: self._clients.execute(request),
             )
-            name = str(result.get("name", ""))
+            return dict(result or {})
+
+        return await once(self._found, project, fetch)
+
+    async def number(self, project: str) -> str:
+        async def fetch() -> str:
+            name = str((await self.found(project)).get("name", ""))
             if not name.startswith("projects/"):
+                self._found.pop(project, None)  # an answer without a number is asked again, like a failure
                 raise GoogleError(
                     Kind.TRANSIENT,
                     f"unexpected project name {name!r}",
@@ -64,28 +83,21 @@ class Projects:
                 )
             return name.removeprefix("projects/")
 
-        return await self._once(self._numbers, project, fetch)
+        return await once(self._numbers, project, fetch)
 
     async def check_iap(self, project: str, number: str) -> None:
         """Raise ``API_NOT_ENABLED`` when the IAP API is not enabled in the project; any other answer, a
         permission error included, shows the API is on (the steps report such errors on their own calls)."""
 
         async def probe() -> str:
-            request = (
-                self._clients.service("iap", "v1")
-                .v1()
-                .getIamPolicy(resource=f"projects/{number}/iap_web", body={"options": {"requestedPolicyVersion": 3}})
-            )
             try:
-                await self._calls.run(
-                    "iap", "getIamPolicy", self._limiter.bucket("iap", project), lambda: self._clients.execute(request)
-                )
+                await self._iap.get_iam_policy(f"projects/{number}/iap_web", project)
             except GoogleError as error:
                 if error.kind is Kind.API_NOT_ENABLED:
                     raise
             return number
 
-        await self._once(self._iap_reachable, project, probe)
+        await once(self._iap_reachable, project, probe)
 
     async def iap_agent(self, project: str, number: str) -> str:
         """The IAP service agent's email, after making sure it exists."""
@@ -102,4 +114,4 @@ class Projects:
             email = str(((result or {}).get("response") or {}).get("email") or "")
             return email or iap_service_agent(number)
 
-        return await self._once(self._agents, project, ensure)
+        return await once(self._agents, project, ensure)
