@@ -54,6 +54,37 @@ def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
+def get(kubectl: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
+    """The IapRunService ``name`` as the API server has it now."""
+    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
+    return obj
+
+
+def wait_ready(kubectl: Callable[..., Any], namespace: str, name: str, timeout: int = 60) -> dict[str, Any]:
+    """Wait (``kubectl wait``) for the object's Ready condition; the object then."""
+    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", f"--timeout={timeout}s")
+    return get(kubectl, namespace, name)
+
+
+def converged(kubectl: Callable[..., Any], namespace: str, name: str, generation: int) -> dict[str, Any]:
+    """Wait until the operator has observed ``generation`` of the object and it is Ready; the object then."""
+    wait_for(
+        lambda: get(kubectl, namespace, name)["status"].get("observedGeneration") == generation,
+        timeout=30,
+        what=f"observedGeneration {generation}",
+    )
+    return wait_ready(kubectl, namespace, name)
+
+
+def manage_fully(kubectl: Callable[..., Any], namespace: str, name: str) -> dict[str, Any]:
+    """Switch an ObserveOnly object to ``managementPolicy: Full`` and wait for its Synced condition to go and
+    for Ready; the object then."""
+    patch = '{"spec":{"managementPolicy":"Full"}}'
+    kubectl("patch", "-n", namespace, f"iaprunservice/{name}", "--type=merge", "-p", patch)
+    wait_for(lambda: condition(get(kubectl, namespace, name), "Synced") == {}, timeout=30, what="Synced gone")
+    return wait_ready(kubectl, namespace, name)
+
+
 def create_service(
     emulator_url: str,
     project: str,

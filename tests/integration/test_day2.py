@@ -20,8 +20,8 @@ import pytest
 from gcpemu.admin import AdminClient
 from iaprun_operator.ledger import NAME as LEDGER
 from integration.conftest import running_operator
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
+from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
+from integration.test_reconcile import WRITES, calls, passes
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 

@@ -16,7 +16,7 @@ import pytest
 
 from gcpemu.admin import AdminClient
 from integration.conftest import TENANCY, running_operator
-from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for
 from integration.test_access import visit
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
@@ -53,11 +53,6 @@ def world(emu: AdminClient) -> Iterator[AdminClient]:
     before = {key: emu.config()[key] for key in keys}
     yield emu
     emu.configure(**before)
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def wait_condition(kubectl: Runner, namespace: str, name: str, kind: str, status: str = "True") -> dict[str, Any]:

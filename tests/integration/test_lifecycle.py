@@ -14,7 +14,7 @@ import pytest
 
 from gcpemu.admin import AdminClient
 from integration.conftest import running_operator
-from integration.harness import OperatorProcess, apply, condition, free_port, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, apply, condition, free_port, get, manifest, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -28,11 +28,6 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     with running_operator(control_plane, emulator_url, tmp_path_factory, IAPRUN_METRICS_PORT=str(METRICS_PORT)) as proc:
         yield proc
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, object]:
-    obj: dict[str, object] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def test_deletion_completes_after_an_operator_restart(

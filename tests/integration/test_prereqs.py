@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_access import get, visit, wait_ready
+from integration.harness import REPO, OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
+from integration.test_access import visit
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration

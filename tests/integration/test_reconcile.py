@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -38,17 +38,6 @@ def calls(emu: AdminClient, svc: str, *, since: int = 0, methods: tuple[str, ...
         if pattern.search(r["path"]) or (r.get("query") or {}).get("serviceId") == svc
     ]
     return [r for r in found if not methods or r["method"] in methods]
-
-
-def wait_ready(kubectl: Runner, namespace: str, name: str, timeout: int = 60) -> dict[str, Any]:
-    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", f"--timeout={timeout}s")
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 PASS_MARK = ("run.services.getIamPolicy",)
