@@ -12,17 +12,15 @@ keeps the orphan sweep off it), and the record goes once the service does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
 from iaprun_operator.ledger import NAME as LEDGER
-from integration.conftest import running_operator
+from integration.conftest import module_operator
 from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
 from integration.test_reconcile import WRITES, calls, passes
-from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -33,18 +31,7 @@ NEW_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello:drifted"
 LEDGER_NAMESPACE = "default"  # where this module's operator keeps the record of left services (ledger.py)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(
-        control_plane,
-        emulator_url,
-        tmp_path_factory,
-        IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
-        IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE,
-    ) as proc:
-        yield proc
+operator = module_operator(IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1", IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE)
 
 
 def _body(svc: str, **spec: Any) -> dict[str, Any]:
