@@ -31,7 +31,13 @@ NEW_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello:drifted"
 LEDGER_NAMESPACE = "default"  # where this module's operator keeps the record of left services (ledger.py)
 
 
-operator = module_operator(IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1", IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE)
+# No shared regional listing for drift passes (max age 0: each pass reads its own service), so that every
+# ``run.services.list`` of this module's operator is an orphan sweep's: the restart test counts sweeps by them.
+operator = module_operator(
+    IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
+    IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE,
+    IAPRUN_SERVICE_LIST_MAX_AGE_SECONDS="0",
+)
 
 
 def _body(svc: str, **spec: Any) -> dict[str, Any]:
@@ -199,6 +205,7 @@ def _ledger(kubectl: Runner) -> dict[str, str]:
 
 
 def _sweeps_of_region(emu: AdminClient, since: int) -> int:
+    """Orphan sweeps of the region since ``since``: the module's operator lists services for nothing else."""
     return sum(REGION in r["path"] for r in emu.requests("run.services.list", since=since))
 
 
