@@ -19,8 +19,18 @@ import pytest
 from gcpemu.admin import AdminClient
 from iaprun_operator.ledger import NAME as LEDGER
 from integration.conftest import module_operator
-from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
-from integration.test_reconcile import WRITES, calls, passes
+from integration.harness import (
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manifest,
+    passes,
+    wait_for,
+    wait_ready,
+)
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,18 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, condition, get, manage_fully, wait_for
-from integration.test_reconcile import WRITES, calls, passes
+from integration.harness import (
+    REPO,
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manage_fully,
+    passes,
+    wait_for,
+)
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,21 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, get, manage_fully, manifest, wait_for, wait_ready
+from integration.harness import (
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manage_fully,
+    manifest,
+    passes,
+    wait_for,
+    wait_ready,
+)
 from integration.test_day2_cli import exported, iaprun, make_by_hand
 from integration.test_iap_settings import out_of_band, stored
-from integration.test_reconcile import WRITES, calls, passes
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
