@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chaos.world import ChaosWorld, Figures, abandoned_keys, fleet, names, updated
-
-WAVES = ("rollout", "update", "delete")
+from chaos.world import WAVES, ChaosWorld, Figures, abandoned_keys, fleet, names
 
 
 @dataclass
@@ -39,17 +37,9 @@ def run_waves(world: ChaosWorld, fig: Figures, fault: Fault, *, n: int, project:
     for wave in WAVES:
         fault.begin(wave)
         started = time.monotonic()
-        if wave == "rollout":
-            world.apply(ns, bodies)
-        elif wave == "update":
-            world.apply(ns, updated(bodies))
-        else:
-            world.delete_all(ns)
+        world.start_wave(ns, bodies, wave)
         fault.during(wave)
-        if wave == "delete":
-            world.wait_gone(ns, wanted, timeout=timeout)
-        else:
-            world.wait_ready(ns, wanted, timeout=timeout, what=f"{n} objects Ready after the {wave} wave")
+        world.wait_wave(ns, wanted, wave, timeout=timeout, what=f"{n} objects Ready after the {wave} wave")
         fig.waves[wave] = time.monotonic() - started
         fault.end(wave)
         world.assert_invariants(fig, abandoned=abandoned if wave == "delete" else ())

@@ -7,7 +7,6 @@ invariant checker: no duplicate service, no leaked one, no lost binding, nothing
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -18,38 +17,24 @@ from chaos.conftest import FULL
 from chaos.world import (
     DEFAULT_PROJECT,
     REGION,
+    WAVES,
     ChaosWorld,
     Figures,
     abandoned_keys,
     fleet,
     names,
-    updated,
 )
 from integration.harness import wait_for
 from testworld.cluster import ControlPlane
 
 pytestmark = pytest.mark.integration
 FigureMaker = Callable[[str, int], Figures]
-WRITES = {
-    "run.services.create",
-    "run.services.patch",
-    "run.services.delete",
-    "run.services.setIamPolicy",
-    "iap.setIamPolicy",
-}
-
-
-def operator_writes(world: ChaosWorld, since: int) -> int:
-    return len([r for r in world.operator_requests(since=since) if r["method"] in WRITES])
 
 
 def kill_after_writes(world: ChaosWorld, fig: Figures, count: int) -> None:
     """SIGKILL the operator once it has made ``count`` more Google writes (or the wave ran out of work:
     then at that point), and start it again."""
-    since = world.emu.last_seq()
-    # If the wave runs out of work first, the kill lands in the quiet after it, which is a point too.
-    with contextlib.suppress(TimeoutError):
-        wait_for(lambda: operator_writes(world, since) >= count, timeout=20, interval=0.02, what=f"{count} writes")
+    world.await_writes(count)
     world.kill_operator()
     fig.kills += 1
     world.restart_operator()
@@ -65,21 +50,13 @@ def test_sigkill_at_random_points_loses_nothing(world: ChaosWorld, chaos_size: i
     bodies = fleet(n)
     expected_writes = {"rollout": 3 * n, "update": 2 * n, "delete": n}
     world.start_operator()
-    for wave in ("rollout", "update", "delete"):
+    for wave in WAVES:
         started = time.monotonic()
-        if wave == "rollout":
-            world.apply(ns, bodies)
-        elif wave == "update":
-            world.apply(ns, updated(bodies))
-        else:
-            world.delete_all(ns)
+        world.start_wave(ns, bodies, wave)
         share = max(1, expected_writes[wave] // (kills[wave] + 1))
         for _ in range(kills[wave]):
             kill_after_writes(world, fig, world.rng.randint(1, share))
-        if wave == "delete":
-            world.wait_gone(ns, names(bodies), timeout=240)
-        else:
-            world.wait_ready(ns, names(bodies), timeout=240)
+        world.wait_wave(ns, names(bodies), wave, timeout=240)
         fig.waves[wave] = time.monotonic() - started
         world.assert_invariants(fig, abandoned=abandoned_keys(world, bodies) if wave == "delete" else ())
     world.assert_operator_alive()
@@ -123,23 +100,15 @@ def test_control_plane_restart_mid_run_converges(
     # A restart costs ~30 s of etcd + kube-apiserver start on 2 cores: one (mid-rollout) at the reduced size.
     restart_in = ("rollout", "update", "delete") if FULL else ("rollout",)
     world.start_operator()
-    for wave in ("rollout", "update", "delete"):
+    for wave in WAVES:
         started = time.monotonic()
         since = world.emu.last_seq()
-        if wave == "rollout":
-            world.apply(ns, bodies)
-        elif wave == "update":
-            world.apply(ns, updated(bodies))
-        else:
-            world.delete_all(ns)
+        world.start_wave(ns, bodies, wave)
         if wave in restart_in:
-            wait_for(lambda s=since: operator_writes(world, s) >= max(1, n // 3), timeout=60, what="the wave under way")
+            wait_for(lambda s=since: world.operator_writes(s) >= max(1, n // 3), timeout=60, what="the wave under way")
             control_plane.restart()
             fig.kills += 1
-        if wave == "delete":
-            world.wait_gone(ns, names(bodies), timeout=240)
-        else:
-            world.wait_ready(ns, names(bodies), timeout=240)
+        world.wait_wave(ns, names(bodies), wave, timeout=240)
         fig.waves[wave] = time.monotonic() - started
         world.assert_invariants(fig, abandoned=abandoned_keys(world, bodies) if wave == "delete" else ())
     world.assert_operator_alive()

@@ -10,7 +10,6 @@ The takeover times (kill -> first Google call of the new active replica) are in 
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from collections import Counter
@@ -19,28 +18,17 @@ from collections.abc import Callable
 import pytest
 
 from chaos.conftest import FULL
-from chaos.test_crashes import operator_writes
-from chaos.world import ChaosWorld, Figures, abandoned_keys, fleet, names, updated
-from integration.harness import wait_for
+from chaos.world import WAVES, ChaosWorld, Figures, abandoned_keys, fleet, names
 from testworld.operator_process import ShardReplicas, fail_over
 
 pytestmark = pytest.mark.integration
 FigureMaker = Callable[[str, int], Figures]
-WRITES = {
-    "run.services.create",
-    "run.services.patch",
-    "run.services.delete",
-    "run.services.setIamPolicy",
-    "iap.setIamPolicy",
-}
 
 
 def kill_active_after_writes(world: ChaosWorld, replicas: ShardReplicas, count: int) -> float | None:
     """SIGKILL the active replica once it made ``count`` more Google writes (or the wave went quiet first);
     returns the seconds until the new active replica's first Google call (None: it had nothing left to do)."""
-    since = world.emu.last_seq()
-    with contextlib.suppress(TimeoutError):
-        wait_for(lambda: operator_writes(world, since) >= count, timeout=20, interval=0.02, what=f"{count} writes")
+    world.await_writes(count)
     return fail_over(replicas, world.emu, timeout=60)
 
 
@@ -64,23 +52,15 @@ def test_killing_the_active_replica_hands_over_to_the_standby(
     expected_writes = {"rollout": 3 * n, "update": 2 * n, "delete": n}
     replicas = world.start_replicas(2)
     since, takeovers = world.emu.last_seq(), list[float]()
-    for wave in ("rollout", "update", "delete"):
+    for wave in WAVES:
         started = time.monotonic()
-        if wave == "rollout":
-            world.apply(ns, bodies)
-        elif wave == "update":
-            world.apply(ns, updated(bodies))
-        else:
-            world.delete_all(ns)
+        world.start_wave(ns, bodies, wave)
         share = max(1, expected_writes[wave] // (kills + 1))
         for _ in range(kills):
             if (takeover := kill_active_after_writes(world, replicas, world.rng.randint(1, share))) is not None:
                 takeovers.append(takeover)
             fig.kills += 1
-        if wave == "delete":
-            world.wait_gone(ns, names(bodies), timeout=240)
-        else:
-            world.wait_ready(ns, names(bodies), timeout=240)
+        world.wait_wave(ns, names(bodies), wave, timeout=240)
         fig.waves[wave] = time.monotonic() - started
         world.assert_invariants(fig, abandoned=abandoned_keys(world, bodies) if wave == "delete" else ())
     fig.notes = (

@@ -36,6 +36,16 @@ FINALIZER = "iaprun.dev/finalizer"
 ERROR_LINE = re.compile(r"failed with an exception|Traceback \(most recent call last\)")
 
 Objects = dict[str, dict[str, Any]]
+WAVES = ("rollout", "update", "delete")
+WRITES = frozenset(
+    {
+        "run.services.create",
+        "run.services.patch",
+        "run.services.delete",
+        "run.services.setIamPolicy",
+        "iap.setIamPolicy",
+    }
+)
 
 
 def condition(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -282,6 +292,22 @@ class ChaosWorld:
             namespace, lambda objs: not (wanted & set(objs)), timeout=timeout, what=f"{len(wanted)} objects deleted"
         )
 
+    def start_wave(self, namespace: str, bodies: Sequence[Mapping[str, Any]], wave: str) -> None:
+        """Begin one of ``WAVES``: apply the fleet, apply it updated, or delete it all."""
+        if wave == "rollout":
+            self.apply(namespace, bodies)
+        elif wave == "update":
+            self.apply(namespace, updated(bodies))
+        else:
+            self.delete_all(namespace)
+
+    def wait_wave(self, namespace: str, wanted: Iterable[str], wave: str, *, timeout: float, what: str = "") -> None:
+        """Wait for the end of ``wave``: every wanted object gone (delete) or Ready (rollout, update)."""
+        if wave == "delete":
+            self.wait_gone(namespace, wanted, timeout=timeout)
+        else:
+            self.wait_ready(namespace, wanted, timeout=timeout, what=what)
+
     # ------------------------------------------------------------------------------------------ invariants
 
     def key(self, project: str, service: str, region: str = REGION) -> str:
@@ -329,6 +355,17 @@ class ChaosWorld:
             what=f"{count} operator calls {method or ''}",
         )
         return self.emu.last_seq()
+
+    def operator_writes(self, since: int) -> int:
+        """How many Google writes (``WRITES``) the operator made after ``since``."""
+        return len([r for r in self.operator_requests(since=since) if r["method"] in WRITES])
+
+    def await_writes(self, count: int) -> None:
+        """Return once the operator made ``count`` more Google writes, or after 20 s if the wave ran out of work
+        first (then a fault lands in the quiet after it, which is a point too)."""
+        since = self.emu.last_seq()
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: self.operator_writes(since) >= count, timeout=20, interval=0.02, what=f"{count} writes")
 
     def failed_calls(self, since: int = 0) -> int:
         return len([r for r in self.operator_requests(since=since) if int(r.get("status") or 0) >= 400])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -118,13 +118,27 @@ def running_operator(
         proc.stop()
 
 
+def module_operator(**env: str) -> Callable[..., Iterator[OperatorProcess]]:
+    """An ``operator`` fixture for one module that needs other settings: ``operator = module_operator(X="1")``
+    runs the module's one operator process with ``env`` on top of the defaults (``running_operator``)."""
+
+    @pytest.fixture(scope="module", name="operator")
+    def operator_with_env(
+        control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[OperatorProcess]:
+        with running_operator(control_plane, emulator_url, tmp_path_factory, **env) as proc:
+            yield proc
+
+    return operator_with_env
+
+
 @pytest.fixture(scope="module")
 def operator(
     control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """One operator process per test module. Module scope keeps other modules (the chart's RBAC test runs
     its own operator) free of a second operator acting on their objects; a module needing other settings
-    overrides this fixture with its own ``running_operator``."""
+    overrides this fixture with ``module_operator(...)`` (or its own ``running_operator``)."""
     with running_operator(control_plane, emulator_url, tmp_path_factory) as proc:
         yield proc
 

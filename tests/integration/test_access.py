@@ -17,23 +17,13 @@ from urllib.parse import urlparse
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
 REGION = "asia-northeast1"
 ACCESSOR = "roles/iap.httpsResourceAccessor"
 INVOKER = "roles/run.invoker"
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
-
-
-def wait_ready(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", "--timeout=60s")
-    return get(kubectl, namespace, name)
 
 
 def visit(emulator_url: str, service_url: str, user: str | None) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, manifest, wait_for
-from integration.test_access import get, visit, wait_ready
+from integration.harness import OperatorProcess, apply, converged, manifest, wait_ready
+from integration.test_access import visit
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -46,15 +46,6 @@ def accessor_bindings(emu: AdminClient, svc: str) -> dict[str, tuple[str, str]]:
         if b["role"] == ACCESSOR
         for m in b["members"]
     }
-
-
-def converged(kubectl: Runner, namespace: str, svc: str, generation: int) -> dict[str, Any]:
-    wait_for(
-        lambda: get(kubectl, namespace, svc)["status"].get("observedGeneration") == generation,
-        timeout=30,
-        what=f"observedGeneration {generation}",
-    )
-    return wait_ready(kubectl, namespace, svc)
 
 
 def test_access_levels_grant_one_condition_kept_by_both_modes_and_enforced_at_the_url(

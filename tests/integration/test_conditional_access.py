@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_reconcile import PROJECT, REGION, get, wait_ready
+from integration.harness import OperatorProcess, apply, condition, converged, manifest, wait_ready
+from integration.test_reconcile import PROJECT, REGION
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,6 @@ def grants(emu: AdminClient, svc: str) -> set[tuple[str, str]]:
         if b["role"] == ACCESSOR
         for m in b["members"]
     }
-
-
-def converged(kubectl: Runner, namespace: str, svc: str, generation: int) -> dict[str, Any]:
-    wait_for(
-        lambda: get(kubectl, namespace, svc)["status"].get("observedGeneration") == generation,
-        timeout=30,
-        what=f"observedGeneration {generation}",
-    )
-    return wait_ready(kubectl, namespace, svc)
 
 
 def test_additive_never_widens_a_conditional_grant_and_authoritative_reports_removing_it(

@@ -12,17 +12,25 @@ keeps the orphan sweep off it), and the record goes once the service does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
 from iaprun_operator.ledger import NAME as LEDGER
-from integration.conftest import running_operator
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
-from testworld.cluster import ControlPlane
+from integration.conftest import module_operator
+from integration.harness import (
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manifest,
+    passes,
+    wait_for,
+    wait_ready,
+)
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -33,18 +41,13 @@ NEW_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello:drifted"
 LEDGER_NAMESPACE = "default"  # where this module's operator keeps the record of left services (ledger.py)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(
-        control_plane,
-        emulator_url,
-        tmp_path_factory,
-        IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
-        IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE,
-    ) as proc:
-        yield proc
+# No shared regional listing for drift passes (max age 0: each pass reads its own service), so that every
+# ``run.services.list`` of this module's operator is an orphan sweep's: the restart test counts sweeps by them.
+operator = module_operator(
+    IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
+    IAPRUN_OPERATOR_NAMESPACE=LEDGER_NAMESPACE,
+    IAPRUN_SERVICE_LIST_MAX_AGE_SECONDS="0",
+)
 
 
 def _body(svc: str, **spec: Any) -> dict[str, Any]:
@@ -212,6 +215,7 @@ def _ledger(kubectl: Runner) -> dict[str, str]:
 
 
 def _sweeps_of_region(emu: AdminClient, since: int) -> int:
+    """Orphan sweeps of the region since ``since``: the module's operator lists services for nothing else."""
     return sum(REGION in r["path"] for r in emu.requests("run.services.list", since=since))
 
 

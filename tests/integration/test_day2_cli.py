@@ -20,8 +20,18 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, condition, wait_for
-from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
+from integration.harness import (
+    REPO,
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manage_fully,
+    passes,
+    wait_for,
+)
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -116,11 +126,7 @@ def test_export_of_a_hand_made_service_round_trips_without_a_write_or_a_revision
     assert calls(emu, svc, since=since, methods=WRITES) == []
 
     since = emu.last_seq()
-    kubectl(
-        "patch", "-n", namespace, f"iaprunservice/{svc}", "--type=merge", "-p", '{"spec":{"managementPolicy":"Full"}}'
-    )
-    wait_for(lambda: condition(get(kubectl, namespace, svc), "Synced") == {}, timeout=30, what="Synced gone")
-    wait_ready(kubectl, namespace, svc)
+    manage_fully(kubectl, namespace, svc)
     writes = calls(emu, svc, since=since, methods=WRITES)
     assert [(w["method"], w["query"].get("updateMask")) for w in writes] == [
         ("run.services.patch", "labels,annotations")

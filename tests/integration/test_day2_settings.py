@@ -20,10 +20,21 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
+from integration.harness import (
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    get,
+    manage_fully,
+    manifest,
+    passes,
+    wait_for,
+    wait_ready,
+)
 from integration.test_day2_cli import exported, iaprun, make_by_hand
 from integration.test_iap_settings import out_of_band, stored
-from integration.test_reconcile import WRITES, calls, get, passes, wait_ready
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -164,11 +175,7 @@ def test_export_with_settings_round_trips_and_plan_shows_a_settings_only_change(
     assert (plan["changes"], plan["iapSettings"]) == (0, [])
     assert calls(emu, svc, since=since, methods=ALL_WRITES) == []
     since = emu.last_seq()
-    kubectl(
-        "patch", "-n", namespace, f"iaprunservice/{svc}", "--type=merge", "-p", '{"spec":{"managementPolicy":"Full"}}'
-    )
-    wait_for(lambda: condition(get(kubectl, namespace, svc), "Synced") == {}, timeout=30, what="Synced gone")
-    wait_ready(kubectl, namespace, svc)
+    manage_fully(kubectl, namespace, svc)
     passes(emu, svc, emu.last_seq(), 2)
     writes = calls(emu, svc, since=since, methods=ALL_WRITES)
     assert [(w["method"], w["query"].get("updateMask")) for w in writes] == [

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, create_service, kubectl_json, wait_for
+from integration.harness import REPO, OperatorProcess, apply, create_service, get, wait_for
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -42,11 +42,6 @@ INVOKER = "roles/run.invoker"
 def load(path: Path) -> dict[str, Any]:
     body: dict[str, Any] = yaml.safe_load(path.read_text())
     return body
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def members(policy: dict[str, Any] | None, role: str) -> set[str]:

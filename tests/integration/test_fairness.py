@@ -25,7 +25,7 @@ import pytest
 
 from bench.driver import Kube
 from gcpemu.admin import AdminClient
-from integration.conftest import running_operator
+from integration.conftest import module_operator
 from integration.harness import OperatorProcess, condition, create_marked_service, kubectl_json, manifest, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
@@ -40,19 +40,11 @@ DEADLINE = 2.0
 GROUP, VERSION, PLURAL = "iaprun.dev", "v1alpha1", "iaprunservices"
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(
-        control_plane,
-        emulator_url,
-        tmp_path_factory,
-        IAPRUN_MIN_DRIFT_INTERVAL_SECONDS="1",
-        IAPRUN_QUOTA_RUN_READS_PER_MINUTE=str(READS_PER_SECOND * 60),
-        IAPRUN_WORKERS=str(WORKERS),
-    ) as proc:
-        yield proc
+operator = module_operator(
+    IAPRUN_MIN_DRIFT_INTERVAL_SECONDS="1",
+    IAPRUN_QUOTA_RUN_READS_PER_MINUTE=str(READS_PER_SECOND * 60),
+    IAPRUN_WORKERS=str(WORKERS),
+)
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import TENANCY, running_operator
-from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
+from integration.conftest import TENANCY, module_operator
+from integration.harness import OperatorProcess, apply, condition, get, manifest, wait_for
 from integration.test_access import visit
-from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 from testworld.operator_process import open_rule
 
@@ -35,15 +34,8 @@ POLICY = {
 }
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The suite's operator with test namespaces allowed to name OAuth client secrets ``iap-*`` of demo-project."""
-    with running_operator(
-        control_plane, emulator_url, tmp_path_factory, IAPRUN_TENANCY_POLICY=json.dumps(POLICY)
-    ) as proc:
-        yield proc
+# The suite's operator with test namespaces allowed to name OAuth client secrets ``iap-*`` of demo-project.
+operator = module_operator(IAPRUN_TENANCY_POLICY=json.dumps(POLICY))
 
 
 @pytest.fixture
@@ -53,11 +45,6 @@ def world(emu: AdminClient) -> Iterator[AdminClient]:
     before = {key: emu.config()[key] for key in keys}
     yield emu
     emu.configure(**before)
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def wait_condition(kubectl: Runner, namespace: str, name: str, kind: str, status: str = "True") -> dict[str, Any]:

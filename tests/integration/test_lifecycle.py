@@ -8,31 +8,19 @@ from __future__ import annotations
 
 import urllib.request
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import running_operator
-from integration.harness import OperatorProcess, apply, condition, free_port, kubectl_json, manifest, wait_for
-from testworld.cluster import ControlPlane
+from integration.conftest import module_operator
+from integration.harness import OperatorProcess, apply, condition, free_port, get, manifest, wait_for
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
 METRICS_PORT = free_port()
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(control_plane, emulator_url, tmp_path_factory, IAPRUN_METRICS_PORT=str(METRICS_PORT)) as proc:
-        yield proc
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, object]:
-    obj: dict[str, object] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
+operator = module_operator(IAPRUN_METRICS_PORT=str(METRICS_PORT))
 
 
 def test_deletion_completes_after_an_operator_restart(

@@ -28,21 +28,14 @@ import pytest
 import yaml
 
 from gcpemu.admin import AdminClient
-from integration.harness import REPO, OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_access import get, visit, wait_ready
+from integration.harness import REPO, OperatorProcess, apply, condition, get, manifest, wait_for, wait_ready
+from integration.harness import WRITES as SERVICE_WRITES
+from integration.test_access import visit
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
 REGION = "asia-northeast1"
-WRITES = (
-    "run.services.create",
-    "run.services.patch",
-    "run.services.delete",
-    "run.services.setIamPolicy",
-    "iap.setIamPolicy",
-    "iap.updateIapSettings",
-    "serviceusage.services.generateServiceIdentity",
-)
+WRITES = (*SERVICE_WRITES, "iap.updateIapSettings", "serviceusage.services.generateServiceIdentity")
 SWITCHES = ("disabled_apis", "caller_projects", "allowed_policy_member_domains", "auto_register_projects")
 
 

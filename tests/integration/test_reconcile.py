@@ -9,63 +9,27 @@ adoption, a failed revision, and a permission error that stalls without a retry 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
+from integration.harness import (
+    WRITES,
+    OperatorProcess,
+    apply,
+    calls,
+    condition,
+    drift_pass,
+    get,
+    manifest,
+    wait_for,
+    wait_ready,
+)
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
 PROJECT, REGION = "demo-project", "asia-northeast1"
-WRITES = (
-    "run.services.create",
-    "run.services.patch",
-    "run.services.delete",
-    "run.services.setIamPolicy",
-    "iap.setIamPolicy",
-)
-
-
-def calls(emu: AdminClient, svc: str, *, since: int = 0, methods: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Logged calls that concern service ``svc`` exactly (by path, or serviceId on create)."""
-    pattern = re.compile(rf"/services/{re.escape(svc)}(?:$|[:/?])")
-    found = [
-        r
-        for r in emu.requests(since=since)
-        if pattern.search(r["path"]) or (r.get("query") or {}).get("serviceId") == svc
-    ]
-    return [r for r in found if not methods or r["method"] in methods]
-
-
-def wait_ready(kubectl: Runner, namespace: str, name: str, timeout: int = 60) -> dict[str, Any]:
-    kubectl("wait", "-n", namespace, f"iaprunservice/{name}", "--for=condition=Ready", f"--timeout={timeout}s")
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
-
-
-PASS_MARK = ("run.services.getIamPolicy",)
-"""What every pass reads exactly once: the service's IAM policy (the service itself may come from the region's
-shared ``services.list`` when it only confirms the status, so ``services.get`` does not count passes)."""
-
-
-def passes(emu: AdminClient, svc: str, since: int, count: int, timeout: float = 60) -> None:
-    """Wait for ``count`` more passes over ``svc`` after ``since``."""
-    wait_for(
-        lambda: len(calls(emu, svc, since=since, methods=PASS_MARK)) >= count, timeout=timeout, what=f"{count} passes"
-    )
-
-
-def drift_pass(emu: AdminClient, svc: str, since: int) -> None:
-    """Wait for the operator's next pass over the service after ``since``."""
-    passes(emu, svc, since, 1, timeout=30)
 
 
 def test_apply_becomes_ready_with_iap_from_the_first_write(

@@ -25,7 +25,7 @@ import pytest
 
 from gcpemu.admin import AdminClient
 from integration.conftest import running_operator
-from integration.harness import OperatorProcess, condition, kubectl_json, manifest, wait_for
+from integration.harness import OperatorProcess, condition, get, manifest, wait_for
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
@@ -58,11 +58,6 @@ def create(kubectl: Runner, namespace: str, body: dict[str, Any]) -> None:
     """``kubectl create``: unlike client-side apply, it keeps no copy of the object in an annotation."""
     result = kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body))
     assert result.returncode == 0, result.stderr
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def wait_condition(kubectl: Runner, namespace: str, name: str, kind: str, *, timeout: float = 60) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import pytest
 
 from gcpemu.admin import AdminClient
 from gcpemu.testing import raw_request
-from integration.harness import OperatorProcess, apply, condition, manifest, wait_for
-from integration.test_reconcile import PROJECT, REGION, WRITES, calls, get, wait_ready
+from integration.harness import WRITES, OperatorProcess, apply, calls, condition, get, manifest, wait_for, wait_ready
+from integration.test_reconcile import PROJECT, REGION
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration

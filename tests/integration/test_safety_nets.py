@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import running_operator
+from integration.conftest import module_operator
 from integration.harness import (
     OperatorProcess,
     apply,
@@ -33,7 +32,6 @@ from integration.harness import (
     manifest,
     wait_for,
 )
-from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
@@ -43,18 +41,7 @@ REGION = "europe-west1"
 CLUSTER = "test-cluster"  # the harness's IAPRUN_CLUSTER_ID
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(
-        control_plane,
-        emulator_url,
-        tmp_path_factory,
-        IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1",
-        IAPRUN_RESCUE_GRACE_SECONDS="3",
-    ) as proc:
-        yield proc
+operator = module_operator(IAPRUN_ORPHAN_SWEEP_INTERVAL_SECONDS="1", IAPRUN_RESCUE_GRACE_SECONDS="3")
 
 
 def writes_to(emu: AdminClient, service: str, since: int) -> list[str]:

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.harness import OperatorProcess, apply, manifest
+from integration.harness import WRITES, OperatorProcess, apply, calls, drift_pass, manifest
 from integration.test_examples import settled
-from integration.test_reconcile import WRITES, calls, drift_pass
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration

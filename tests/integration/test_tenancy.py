@@ -23,7 +23,7 @@ from integration.harness import (
     apply,
     condition,
     create_service,
-    kubectl_json,
+    get,
     manifest,
     wait_for,
 )
@@ -34,11 +34,6 @@ PROJECT, REGION = "test-project", "asia-northeast1"
 RUNTIME = "run@test-project.iam.gserviceaccount.com"
 LITERAL = {"name": "MODE", "value": "production"}
 WRITE = re.compile(r"\.(create|patch|update|delete|setIamPolicy|updateSettings|generateServiceIdentity)$")
-
-
-def get(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl_json(kubectl, "get", "-n", namespace, f"iaprunservice/{name}")
-    return obj
 
 
 def stalled(kubectl: Runner, namespace: str, name: str) -> dict[str, Any]:

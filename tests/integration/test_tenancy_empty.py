@@ -7,25 +7,18 @@ Real control plane, real operator process started with an empty IAPRUN_TENANCY_P
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from gcpemu.admin import AdminClient
-from integration.conftest import running_operator
+from integration.conftest import module_operator
 from integration.harness import OperatorProcess, apply, condition, kubectl_json, manifest, wait_for
-from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, emulator_url: str, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(control_plane, emulator_url, tmp_path_factory, IAPRUN_TENANCY_POLICY="") as proc:
-        yield proc
+operator = module_operator(IAPRUN_TENANCY_POLICY="")
 
 
 def test_an_empty_policy_denies_everything_before_any_google_call(

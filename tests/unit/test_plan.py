@@ -105,12 +105,21 @@ def test_management_policy_parses_and_reads_on_its_own() -> None:
 
 
 class ReadOnly:
-    """Google as the planner sees it: reads answer from ``world``; any write fails the test."""
+    """Google as the planner sees it: reads answer from fixed values; any write (or a read of what was not given:
+    IAP settings, a secret) fails the test. Shared with ``test_plan_settings``."""
 
-    def __init__(self, service: Mapping[str, Any] | None, run_policy: dict[str, Any], iap_policy: dict[str, Any]):
+    def __init__(
+        self,
+        service: Mapping[str, Any] | None,
+        run_policy: dict[str, Any],
+        iap_policy: dict[str, Any],
+        settings: Mapping[str, Any] | None = None,
+        secret: Any = None,
+    ):
         self.service, self.run_policy, self.iap_policy = service, run_policy, iap_policy
+        self.settings, self.secret = settings, secret
         self.calls: list[str] = []
-        self.run, self.iap, self.projects = self, _Iap(self), self
+        self.run, self.iap, self.projects, self.secrets = self, _Iap(self), self, self
 
     async def number(self, project: str) -> str:
         self.calls.append("number")
@@ -124,6 +133,14 @@ class ReadOnly:
         self.calls.append("run.getIamPolicy")
         return self.run_policy
 
+    async def access(self, version: str, project: str) -> str:
+        if self.secret is None:
+            raise AssertionError("the planner read a secret")
+        self.calls.append(f"secrets.access {version}")
+        if isinstance(self.secret, Exception):
+            raise self.secret
+        return str(self.secret)
+
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the planner called {name}, a write")
 
@@ -135,6 +152,12 @@ class _Iap:
     async def get_iam_policy(self, resource: str, project: str) -> dict[str, Any]:
         self.world.calls.append("iap.getIamPolicy")
         return self.world.iap_policy
+
+    async def get_settings(self, resource: str, project: str) -> dict[str, Any]:
+        if self.world.settings is None:
+            raise AssertionError("the planner read IAP settings")
+        self.world.calls.append("iap.getIapSettings")
+        return dict(self.world.settings)
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the planner called iap.{name}, a write")

@@ -28,6 +28,7 @@ from iaprun_operator.reconcile import reconcile
 from iaprun_operator.results import ObjectView
 from iaprun_operator.settings import Settings
 from iaprun_operator.steps import iapsettings
+from unit import test_plan as plan_fake
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 REF = ServiceRef("demo-project", "asia-northeast1", "hello")
@@ -63,58 +64,11 @@ DRIFTED = {
 }
 
 
-class ReadOnly:
-    """Google as the planner sees it: reads answer from fixed values; any write (or unknown call) fails."""
-
-    def __init__(self, service: Mapping[str, Any] | None, settings: Mapping[str, Any], secret: Any = SECRET_VALUE):
-        self.service, self.settings, self.secret = service, settings, secret
-        self.calls: list[str] = []
-        self.run, self.iap, self.projects, self.secrets = _Run(self), _Iap(self), self, self
-
-    async def number(self, project: str) -> str:
-        self.calls.append("number")
-        return "123"
-
-    async def access(self, version: str, project: str) -> str:
-        self.calls.append(f"secrets.access {version}")
-        if isinstance(self.secret, GoogleError):
-            raise self.secret
-        return str(self.secret)
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the planner called {name}")
-
-
-class _Run:
-    def __init__(self, world: ReadOnly) -> None:
-        self.world = world
-
-    async def get(self, ref: ServiceRef) -> Mapping[str, Any] | None:
-        self.world.calls.append("run.get")
-        return self.world.service
-
-    async def get_iam_policy(self, ref: ServiceRef) -> dict[str, Any]:
-        self.world.calls.append("run.getIamPolicy")
-        return IN_PLACE["run"]
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the planner called run.{name}, a write")
-
-
-class _Iap:
-    def __init__(self, world: ReadOnly) -> None:
-        self.world = world
-
-    async def get_iam_policy(self, resource: str, project: str) -> dict[str, Any]:
-        self.world.calls.append("iap.getIamPolicy")
-        return IN_PLACE["iap"]
-
-    async def get_settings(self, resource: str, project: str) -> dict[str, Any]:
-        self.world.calls.append("iap.getIapSettings")
-        return dict(self.world.settings)
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the planner called iap.{name}, a write")
+def read_only(
+    service: Mapping[str, Any] | None, settings: Mapping[str, Any], secret: Any = SECRET_VALUE
+) -> plan_fake.ReadOnly:
+    """The planner's read-only Google (``test_plan.ReadOnly``) with the policies as declared, ``settings`` read."""
+    return plan_fake.ReadOnly(service, IN_PLACE["run"], IN_PLACE["iap"], settings, secret)
 
 
 def _obj(spec: Mapping[str, Any], managed: list[str] | None = None) -> ObjectView:
@@ -141,7 +95,7 @@ OWNED = [
 
 
 async def test_observe_only_lists_the_settings_changes_with_secrets_masked_and_writes_nothing() -> None:
-    google: Any = ReadOnly(_service(SPEC), DRIFTED)
+    google: Any = read_only(_service(SPEC), DRIFTED)
     result = await reconcile(_obj(SPEC, OWNED), google, OPEN, NOW)
     assert "iap.getIapSettings" in google.calls
     assert "secrets.access projects/demo-project/secrets/iap-oauth/versions/latest" in google.calls
@@ -165,7 +119,7 @@ async def test_observe_only_lists_the_settings_changes_with_secrets_masked_and_w
 
 async def test_the_entries_are_the_settings_steps_own_decision() -> None:
     """One planner: the plan shows ``steps.iapsettings.plan``'s changes, in its order, nothing computed apart."""
-    google: Any = ReadOnly(_service(SPEC), DRIFTED)
+    google: Any = read_only(_service(SPEC), DRIFTED)
     spec = parse_spec(SPEC, name="hello")
     seen = await planner.plan(google, _obj(SPEC, OWNED), spec, REF, OPEN, NOW)
     observed = iapsettings.Observed(DRIFTED, {"accessSettings.oauthSettings.clientSecret": SECRET_VALUE})
@@ -184,7 +138,7 @@ async def test_settings_as_declared_plan_nothing_and_say_so() -> None:
         },
         "applicationSettings": {"cookieDomain": "example.com"},
     }
-    google: Any = ReadOnly(_service(SPEC), as_declared)
+    google: Any = read_only(_service(SPEC), as_declared)
     result = await reconcile(_obj(SPEC), google, OPEN, NOW)
     assert result.status["plan"]["changes"] == 0
     assert result.status["plan"]["iapSettings"] == []
@@ -194,7 +148,7 @@ async def test_settings_as_declared_plan_nothing_and_say_so() -> None:
 
 async def test_no_settings_declared_nor_owned_reads_no_settings() -> None:
     spec = {**SPEC, "iap": {"accessors": SPEC["iap"]["accessors"]}}
-    google: Any = ReadOnly(_service(spec), DRIFTED)
+    google: Any = read_only(_service(spec), DRIFTED)
     result = await reconcile(_obj(spec), google, OPEN, NOW)
     assert "iap.getIapSettings" not in google.calls
     assert result.status["plan"]["iapSettings"] == []
@@ -202,7 +156,7 @@ async def test_no_settings_declared_nor_owned_reads_no_settings() -> None:
 
 
 async def test_a_service_to_create_is_planned_against_no_settings() -> None:
-    google: Any = ReadOnly(None, DRIFTED)
+    google: Any = read_only(None, DRIFTED)
     seen = await planner.plan(google, _obj(SPEC), parse_spec(SPEC, name="hello"), REF, OPEN, NOW)
     assert "iap.getIapSettings" not in google.calls, "a service that does not exist has no settings to read"
     assert [(c.path, c.before) for c in seen.plan.settings] == [
@@ -219,7 +173,7 @@ async def test_a_service_to_create_is_planned_against_no_settings() -> None:
 
 async def test_an_unreadable_secret_is_reported_not_guessed() -> None:
     denied = GoogleError(Kind.PERMISSION, "Permission denied on secret", api="secretmanager", method="access")
-    google: Any = ReadOnly(_service(SPEC), DRIFTED, secret=denied)
+    google: Any = read_only(_service(SPEC), DRIFTED, secret=denied)
     result = await reconcile(_obj(SPEC, OWNED), google, OPEN, NOW)
     assert result.status["plan"]["iapSettings"] == []
     assert any("IAP settings not planned" in note for note in result.status["plan"]["notes"])
@@ -228,6 +182,6 @@ async def test_an_unreadable_secret_is_reported_not_guessed() -> None:
 
 
 async def test_paused_reads_nothing_settings_included() -> None:
-    google: Any = ReadOnly(_service(SPEC), DRIFTED)
+    google: Any = read_only(_service(SPEC), DRIFTED)
     await reconcile(_obj({**SPEC, "managementPolicy": "Paused"}, OWNED), google, OPEN, NOW)
     assert google.calls == []
