@@ -39,3 +39,13 @@ def test_bound_handler_keywords_are_not_kopf_keywords() -> None:
     assert {"start", "stop", "reconcile", "drift", "finalize"} <= set(bound)
     clashes = {handler: names & KOPF_KWARGS for handler, names in bound.items() if names & KOPF_KWARGS}
     assert not clashes, f"kopf would replace these bound keywords: {clashes}"
+
+
+def test_a_handler_repr_does_not_grow_with_the_fleet() -> None:
+    """kopf formats each timer's name from its handler (a ``partial`` holding the Runtime) when it stops it: a repr
+    listing every object's lock made stopping 1,000 timers quadratic (4% of a scale-out's CPU, at exit)."""
+    runtime = Runtime(settings=Settings())
+    small = repr(partial(print, shared=runtime))
+    for uid in range(1000):
+        runtime.lock(str(uid))
+    assert len(repr(partial(print, shared=runtime))) <= len(small) + 4
