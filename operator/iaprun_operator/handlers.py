@@ -29,7 +29,7 @@ from iaprun_operator.google.ratelimit import PassSlots
 from iaprun_operator.kube import GROUP, PLURAL, VERSION
 from iaprun_operator.reconcile import reconcile, refuse
 from iaprun_operator.results import ObjectView, Result
-from iaprun_operator.runtime import PREFIX, NamespaceInfo, Runtime, configure
+from iaprun_operator.runtime import PREFIX, NamespaceInfo, Runtime, configure, login
 from iaprun_operator.schedule import (
     DRIFT_ANNOTATION,
     ObjectState,
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     """On this event, run that."""
     kopf.on.startup(id="start", registry=registry)(partial(start, shared=runtime))
-    kopf.on.login(id="login", registry=registry)(login)
+    kopf.on.login(id="login", registry=registry)(partial(login, shared=runtime))
     kopf.on.cleanup(id="stop", registry=registry)(partial(stop, shared=runtime))
     kopf.index("", "v1", "namespaces", id="namespaces", registry=registry)(namespaces)
     handle = partial(reconcile_handler, shared=runtime)
@@ -90,12 +90,6 @@ async def start(settings: kopf.OperatorSettings, shared: Runtime, **_: Any) -> N
             )
         )
     metrics.serve(shared.settings.metrics_port)
-
-
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster ServiceAccount first, then KUBECONFIG (a custom registry has no default login)."""
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-    return info
 
 
 async def stop(shared: Runtime, **_: Any) -> None:

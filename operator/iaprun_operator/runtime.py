@@ -1,4 +1,4 @@
-"""What the kopf handlers share (``Runtime``), and kopf's own settings for this operator.
+"""What the kopf handlers share (``Runtime``), and kopf's own settings and API-server session for this operator.
 
 Apart from ``handlers`` so that module is only the list of events and what each runs.
 """
@@ -10,7 +10,9 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 import kopf
 
 from iaprun_operator.core.shards import selector
@@ -65,6 +67,35 @@ class Runtime:
         repr printed every lock and status cached, so stopping 1,000 timers at exit cost O(n²) CPU."""
         ha = self.settings.ha
         return f"Runtime(shard={ha.shard}/{ha.shards}, objects={len(self.locks)})"
+
+
+async def login(shared: Runtime, **kwargs: Any) -> kopf.AiohttpSession | None:
+    """In-cluster ServiceAccount first, then KUBECONFIG (a custom registry has no default login), over a session
+    with a bounded connection pool."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return None if info is None else kube_session(info, shared.settings.kube_connections)
+
+
+def kube_session(info: kopf.ConnectionInfo, connections: int) -> kopf.AiohttpSession:
+    """kopf's session to the API server as kopf builds it from ``info``, but with at most ``connections`` open.
+
+    kopf's own has no limit: at start-up over 1,000 objects about one TLS connection per request in flight was
+    opened (each with its buffers), a third of the peak memory. A cap of 24 cost no throughput
+    (docs/performance.md). kopf closes the session when it logs in again (e.g. a rotated token).
+    """
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 def configure(

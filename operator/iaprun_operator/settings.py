@@ -24,6 +24,10 @@ from iaprun_operator.core.tenancy import TenancyPolicy, TenancyPolicyError
 log = logging.getLogger(__name__)
 
 
+MIN_KUBE_CONNECTIONS = 4
+"""The operator's watch streams (objects, namespaces) hold one connection each, and the patches need room."""
+
+
 class SettingsError(ValueError):
     """A setting cannot be used; the operator refuses to start and says which and why."""
 
@@ -156,6 +160,10 @@ class Settings:
     """Seconds between orphan sweeps (one ``services.list`` per project and region in use); 0 disables."""
     workers: int = field(default=64, metadata=_env("IAPRUN_WORKERS", _integer))
     """Objects reconciled concurrently; also the size of the Google-call thread pool."""
+    kube_connections: int = field(default=24, metadata=_env("IAPRUN_KUBE_CONNECTIONS", _integer))
+    """Most connections open to the Kubernetes API server at once, watch streams included (``runtime.login``).
+    kopf's own session has no cap: a burst of 1,000 objects opened about one TLS connection per request in
+    flight, a third of the operator's peak memory (docs/performance.md)."""
     request_timeout: float = field(default=30.0, metadata=_env("IAPRUN_REQUEST_TIMEOUT_SECONDS", _number))
     """Seconds before one Google call is abandoned and retried."""
     metrics_port: int = field(default=8080, metadata=_env("IAPRUN_METRICS_PORT", _integer))
@@ -229,4 +237,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         quotas=_from_fields(QuotaSettings, env),
         ha=_check_ha(_from_fields(HaSettings, env)),
     )
+    if settings.kube_connections < MIN_KUBE_CONNECTIONS:
+        raise SettingsError(
+            f"IAPRUN_KUBE_CONNECTIONS={settings.kube_connections}: must be at least {MIN_KUBE_CONNECTIONS} (the watch "
+            "streams hold connections of their own; fewer would leave no room for the patches)"
+        )
     return settings

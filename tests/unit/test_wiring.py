@@ -6,13 +6,15 @@ replaced (kopf's ``runtime`` is a timedelta: the operator then fails at start-up
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 import kopf
+import pytest
 
 from iaprun_operator.handlers import register
-from iaprun_operator.runtime import Runtime
-from iaprun_operator.settings import Settings
+from iaprun_operator.runtime import Runtime, kube_session
+from iaprun_operator.settings import Settings, SettingsError, from_env
 
 KOPF_KWARGS = {
     "activity", "annotations", "body", "cause", "diff", "event", "index", "indices", "labels", "logger", "memo",
@@ -49,3 +51,26 @@ def test_a_handler_repr_does_not_grow_with_the_fleet() -> None:
     for uid in range(1000):
         runtime.lock(str(uid))
     assert len(repr(partial(print, shared=runtime))) <= len(small) + 4
+
+
+def test_the_api_server_session_has_a_bounded_pool() -> None:
+    """kopf's own session opens a connection per request in flight (a third of the peak memory at 1,000 objects);
+    the operator hands kopf a session built from the same connection info with ``IAPRUN_KUBE_CONNECTIONS`` as
+    its limit, and the same authorisation header."""
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t0k3n", default_namespace="ops")
+
+    async def build() -> tuple[int, str, str | None]:
+        made = kube_session(info, 12)
+        try:
+            connector = made.aiohttp_session.connector
+            assert connector is not None
+            return connector.limit, made.aiohttp_session.headers["Authorization"], made.default_namespace
+        finally:
+            await made.aiohttp_session.close()
+
+    assert asyncio.run(build()) == (12, "Bearer t0k3n", "ops")
+
+
+def test_too_few_api_server_connections_are_refused_at_start_up() -> None:
+    with pytest.raises(SettingsError, match="IAPRUN_KUBE_CONNECTIONS=2: must be at least 4"):
+        from_env({"IAPRUN_KUBE_CONNECTIONS": "2"})
