@@ -120,7 +120,11 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-        wait_for(self._alive, timeout=timeout, what=f"operator liveness (log: {self.log_path})")
+        try:
+            wait_for(self._alive, timeout=timeout, what=f"operator liveness (log: {self.log_path})")
+        except BaseException:
+            self.kill()  # never leave a half-started operator running (it would still reconcile, and load the machine)
+            raise
         return self
 
     def _alive(self) -> bool:
