@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -137,7 +137,7 @@ class Sizes:
     all_fields: int = 50
     """Objects with every Cloud Run field set, converged before the steady state (its "all fields" variant)."""
     create_threads: int = 8
-    timeout: float = 1800.0
+    timeout: float = 3600.0
     """Bound on any single wait (a failure, not a measurement)."""
     quota_default: int = 60
     """Objects of the quota-bound run at Google's default quota (2 writes each at 1 per second)."""
@@ -568,9 +568,11 @@ def world(log_dir: Path, plane: ControlPlane | None = None) -> Iterator[World]:
 
 
 class Bench:
-    def __init__(self, w: World, sizes: Sizes) -> None:
+    def __init__(self, w: World, sizes: Sizes, save: Callable[[list[dict[str, Any]]], object] | None = None) -> None:
         self.w = w
         self.sizes = sizes
+        self.save = save or (lambda rows: None)
+        """Called with the rows so far after each scenario: a run that fails late keeps what it measured."""
         self.admin = w.admin
         self.startup_cpu: float | None = None
         """CPU seconds of an operator start-up (imports, login, first listings), from the quota-bound run."""
@@ -976,20 +978,25 @@ class Bench:
     def run(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         chosen = set(self.sizes.scenarios)
+
+        def done(*new: dict[str, Any]) -> None:
+            rows.extend(new)
+            self.save(rows)
+
         if "quota-bound" in chosen:
-            rows.append(self.quota_bound("quota-bound", self.sizes.quota_bound, self.sizes.quota_per_minute))
+            done(self.quota_bound("quota-bound", self.sizes.quota_bound, self.sizes.quota_per_minute))
         if "quota-bound-default" in chosen:
-            rows.append(self.quota_bound("quota-bound-default", self.sizes.quota_default, GOOGLE_DEFAULT_RUN_WRITES))
+            done(self.quota_bound("quota-bound-default", self.sizes.quota_default, GOOGLE_DEFAULT_RUN_WRITES))
         if {"scale-out", "reaction", "steady"} & chosen:
-            rows.extend(self.scale_out(self.sizes.scale_out, reaction="reaction" in chosen, steady="steady" in chosen))
+            done(*self.scale_out(self.sizes.scale_out, reaction="reaction" in chosen, steady="steady" in chosen))
         if "size-sweep" in chosen:
-            rows.extend(self.size_sweep(rows))
+            done(*self.size_sweep(rows))
         if "sharded-10k" in chosen:
-            rows.append(self.sharded())
+            done(self.sharded())
         if "failover" in chosen:
             from bench.failover import failover
 
-            rows.append(failover(self))
+            done(failover(self))
         return rows
 
 
@@ -1057,15 +1064,20 @@ def run(sizes: Sizes, out: Path, *, plane: ControlPlane | None = None, log_dir: 
     """Run the chosen scenarios; write ``out`` (JSON) and return what was written."""
     started = time.time()
     logs = log_dir or out.parent / "logs"
+
+    def write(rows: list[dict[str, Any]], *, complete: bool) -> dict[str, Any]:
+        result = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "wall_seconds": round(time.time() - started, 1),
+            "complete": complete,
+            "machine": machine(),
+            "sizes": asdict(sizes),
+            "results": rows,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
     with world(logs, plane) as w:
-        rows = Bench(w, sizes).run()
-    result = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "wall_seconds": round(time.time() - started, 1),
-        "machine": machine(),
-        "sizes": asdict(sizes),
-        "results": rows,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        rows = Bench(w, sizes, save=lambda so_far: write(so_far, complete=False)).run()
+    return write(rows, complete=True)

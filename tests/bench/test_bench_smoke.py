@@ -46,6 +46,7 @@ def test_every_scenario_runs_and_reports_its_fields(control_plane: ControlPlane,
     run(dataclasses.replace(SMOKE, plot=str(plot)), out, plane=control_plane, log_dir=tmp_path / "logs")
 
     written = json.loads(out.read_text())
+    assert written["complete"] is True  # rows are saved after each scenario, the whole file marked complete at the end
     rows = {row["scenario"]: row for row in written["results"]}
     assert set(rows) == set(SCENARIOS)
     for row in rows.values():
