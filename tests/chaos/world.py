@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gcpemu.admin import AdminClient
-from integration.harness import OPERATOR_ACCOUNT, OperatorProcess, open_rule, wait_for
+from integration.harness import OPERATOR_ACCOUNT, WRITES, OperatorProcess, open_rule, wait_for
 from testworld import invariants
 from testworld.cluster import ControlPlane
 from testworld.fixtures import Runner
@@ -37,15 +37,6 @@ ERROR_LINE = re.compile(r"failed with an exception|Traceback \(most recent call 
 
 Objects = dict[str, dict[str, Any]]
 WAVES = ("rollout", "update", "delete")
-WRITES = frozenset(
-    {
-        "run.services.create",
-        "run.services.patch",
-        "run.services.delete",
-        "run.services.setIamPolicy",
-        "iap.setIamPolicy",
-    }
-)
 
 
 def condition(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
