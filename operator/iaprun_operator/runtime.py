@@ -23,6 +23,7 @@ from iaprun_operator.handoff import ShardLabels
 from iaprun_operator.kube import GROUP, PLURAL
 from iaprun_operator.ledger import Ledger
 from iaprun_operator.settings import HaSettings, Settings
+from iaprun_operator.statuswrite import StatusWriter
 
 PREFIX = "iaprun.dev"
 
@@ -58,6 +59,8 @@ class Runtime:
     """Uids of objects this replica handed off to another shard: it never acts on them again."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set at clean-up: the shard assigner's threads end."""
+    status: StatusWriter = field(default_factory=StatusWriter)
+    """Writes each pass's status over kopf's session (set at each login)."""
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -73,7 +76,11 @@ async def login(shared: Runtime, **kwargs: Any) -> kopf.AiohttpSession | None:
     """In-cluster ServiceAccount first, then KUBECONFIG (a custom registry has no default login), over a session
     with a bounded connection pool."""
     info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-    return None if info is None else kube_session(info, shared.settings.kube_connections)
+    if info is None:
+        return None
+    session = kube_session(info, shared.settings.kube_connections)
+    shared.status.use(session.aiohttp_session, info.server)  # the status writes share kopf's session and pool
+    return session
 
 
 def kube_session(info: kopf.ConnectionInfo, connections: int) -> kopf.AiohttpSession:

@@ -40,9 +40,6 @@ class ObjectState:
     """Monotonic time of the timer's first tick, while no pass has finished."""
     status: dict[str, Any] | None = None
     """The status as this process last wrote it (a lagging watch may hand over an older one)."""
-    passes: int = 0
-    """Passes computed for the object in this process, under its lock: the newest one's number. A status
-    write of an older pass that kopf has not landed yet is dropped (``status.newest_only``)."""
 
 
 def state_of(memo: Any) -> ObjectState:

@@ -1,16 +1,12 @@
-"""What a pass's returned status means for the object's stored status: merge-patch arithmetic, and the rule
-that only the newest pass's result may land.
+"""What a pass's returned status means for the object's stored status: merge-patch arithmetic.
 
-Shared by the kopf wiring (what to patch, what to remember) and the golden tests (the next pass's view).
+Shared by the kopf wiring (what to write, what to remember) and the golden tests (the next pass's view).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import kopf
+from collections.abc import Mapping
+from typing import Any
 
 
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,20 +50,3 @@ def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = value
     return out
-
-
-def newest_only(wanted: Mapping[str, Any], is_newest: Callable[[], bool]) -> kopf.PatchFn:
-    """A kopf patch transformation writing ``wanted`` over the body kopf holds when it patches, unless a newer
-    pass of the object has been computed since (docs/reliability.md, "The status converges to the last pass").
-
-    kopf turns it into a JSON patch guarded by the resourceVersion of that body, so the write lands only on
-    the version it was computed against; when that test fails kopf runs it again, on a fresher body, in the
-    next cycle, where a superseded pass writes nothing. Two passes of one object thus never land out of order,
-    whatever kopf's retries of a timed-out request do.
-    """
-
-    def write(body: kopf.RawBody) -> None:
-        if is_newest():
-            body["status"] = merged(body.get("status") or {}, wanted)
-
-    return write

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
+from google.cloud import run_v2
 
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.model import parse_spec
@@ -134,7 +135,7 @@ def test_a_listing_is_never_older_than_half_the_objects_drift_interval() -> None
 
 
 class CountedRun(CloudRun):
-    """The adapter with its ``services.list`` replaced by a counter (no network)."""
+    """The adapter with its ``services.list`` pages replaced by a counter (no network)."""
 
     def __init__(self, fail: bool = False) -> None:
         limiter = Limiter({"run_read": 1e6, "run_write": 1e6})
@@ -148,12 +149,12 @@ class CountedRun(CloudRun):
         self.lists = 0
         self.fail = fail
 
-    async def list(self, project: str, region: str) -> list[dict[str, Any]]:
+    async def _list(self, project: str, region: str) -> tuple[run_v2.Service, ...]:
         self.lists += 1
         await asyncio.sleep(0)
         if self.fail:
             raise GoogleError(Kind.PERMISSION, "run.services.list denied", api="run", method="services.list", code=403)
-        return [{"name": REF.name}, {"name": "projects/p/locations/asia-northeast1/services/other"}]
+        return run_v2.Service(name=REF.name), run_v2.Service(name="projects/p/locations/asia-northeast1/services/other")
 
 
 async def test_concurrent_passes_share_one_listing_until_it_is_too_old() -> None:

@@ -88,7 +88,9 @@ class _Listing:
     started: float
     """Monotonic time the listing was asked for: its age counts from there (what it shows is at least that
     recent)."""
-    by_name: asyncio.Future[dict[str, dict[str, Any]]]
+    by_name: asyncio.Future[dict[str, run_v2.Service]]
+    """Kept as the client's messages, turned into dicts only when a pass asks for one: a shard's listing holds
+    every service of the region, most of them other shards' (docs/performance.md, "sharded-10k")."""
 
 
 class CloudRun:
@@ -140,11 +142,14 @@ class CloudRun:
 
     async def list(self, project: str, region: str) -> list[dict[str, Any]]:
         """Every service in one project and region (all pages; the orphan sweep's one read per place)."""
+        return [service_to_dict(s) for s in await self._list(project, region)]
+
+    async def _list(self, project: str, region: str) -> tuple[run_v2.Service, ...]:
         ref = ServiceRef(project, region, "-")
 
-        def call() -> list[dict[str, Any]]:
+        def call() -> tuple[run_v2.Service, ...]:
             request = run_v2.ListServicesRequest(parent=ref.parent, page_size=500)
-            return [service_to_dict(s) for s in self._client.list_services(request=request, timeout=self._timeout)]
+            return tuple(self._client.list_services(request=request, timeout=self._timeout))
 
         return await self._calls.run(API, "services.list", self._reads(ref), call)
 
@@ -164,10 +169,11 @@ class CloudRun:
             by_name = await asyncio.shield(listing.by_name)
         except GoogleError:
             return None
-        return by_name.get(ref.name)
+        found = by_name.get(ref.name)
+        return None if found is None else service_to_dict(found)
 
-    async def _by_name(self, project: str, region: str) -> dict[str, dict[str, Any]]:
-        return {str(service.get("name")): service for service in await self.list(project, region)}
+    async def _by_name(self, project: str, region: str) -> dict[str, run_v2.Service]:
+        return {str(service.name): service for service in await self._list(project, region)}
 
     @staticmethod
     def _started(operation: Any, method: str) -> str:
