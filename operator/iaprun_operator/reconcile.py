@@ -253,8 +253,5 @@ def _iam_verified(obj: ObjectView) -> bool:
     if obj.status.get("observedGeneration") != obj.generation:
         return False
     conditions = obj.status.get("conditions") or ()
-    for kind in (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED, cond.IAP_SETTINGS_SYNCED):
-        found = cond.find(conditions, kind)
-        if found is None or found.get("status") != "True" or found.get("observedGeneration") != obj.generation:
-            return False
-    return True
+    kinds = (cond.INVOKER_GRANTED, cond.ACCESSORS_SYNCED, cond.IAP_SETTINGS_SYNCED)
+    return all(cond.holds(conditions, kind, obj.generation) for kind in kinds)

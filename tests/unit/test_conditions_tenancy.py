@@ -47,6 +47,18 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     assert failed[0]["lastTransitionTime"] != later[0]["lastTransitionTime"]
 
 
+def test_a_condition_holds_only_when_true_and_of_the_generation_asked() -> None:
+    conditions = [
+        {"type": "Ready", "status": "True", "observedGeneration": 2},
+        {"type": "InvokerGranted", "status": "False", "observedGeneration": 2},
+    ]
+    assert cond.holds(conditions, "Ready")
+    assert cond.holds(conditions, "Ready", 2)
+    assert not cond.holds(conditions, "Ready", 3)  # set by an older pass than the one asked about
+    assert not cond.holds(conditions, "InvokerGranted")
+    assert not cond.holds(conditions, "AccessorsSynced")  # absent
+
+
 def test_pending_step_makes_ready_false_with_dependency_reason() -> None:
     steps = [*STEPS[:-1], cond.Condition(cond.ACCESSORS_SYNCED, False, "Pending", "not yet")]
     out = cond.render(cond.summarise(steps), [], generation=1, now=T0)

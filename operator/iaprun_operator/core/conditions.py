@@ -150,3 +150,11 @@ def replace(
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
     return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def holds(conditions: Sequence[Mapping[str, Any]], kind: str, generation: int | None = None) -> bool:
+    """Whether the condition ``kind`` is True (and, given ``generation``, was set by a pass of that generation)."""
+    found = find(conditions, kind)
+    if found is None or found.get("status") != "True":
+        return False
+    return generation is None or found.get("observedGeneration") == generation

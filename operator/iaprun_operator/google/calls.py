@@ -1,4 +1,5 @@
-"""Running blocking Google client calls from asyncio: rate limits, a thread pool, call reports, error kinds.
+"""Running blocking Google client calls from asyncio: rate limits, a thread pool, call reports, error kinds, and
+answers asked once per key (``once``).
 
 The official clients are synchronous. Each call runs in a bounded thread pool so the event loop (and
 every other object's reconcile) keeps going; before it runs, it takes a token from its quota bucket;
@@ -12,7 +13,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -226,3 +227,13 @@ class Calls:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def once(cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``'s answer for ``key``, asked once: concurrent askers share the call in flight, a failure is asked
+    again by the next one, and no asker's cancellation cancels the call the others wait for."""
+    task = cache.get(key)
+    if task is None or (task.done() and task.exception() is not None):
+        task = asyncio.ensure_future(make())
+        cache[key] = task
+    return await asyncio.shield(task)

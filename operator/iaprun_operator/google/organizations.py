@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from iaprun_operator.google.calls import Calls
+from iaprun_operator.google.calls import Calls, once
 from iaprun_operator.google.discovery import DiscoveryClients
-from iaprun_operator.google.projects import Projects, once
+from iaprun_operator.google.projects import Projects
 from iaprun_operator.google.ratelimit import Limiter
 
 API = "cloudresourcemanager"

@@ -12,27 +12,14 @@ one in-flight call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from iaprun_operator.core.errors import GoogleError, Kind
 from iaprun_operator.core.names import IAP_SERVICE, iap_service_agent
-from iaprun_operator.google.calls import Calls
+from iaprun_operator.google.calls import Calls, once
 from iaprun_operator.google.discovery import DiscoveryClients
 from iaprun_operator.google.iap import Iap
 from iaprun_operator.google.ratelimit import Limiter
-
-T = TypeVar("T")
-
-
-async def once(cache: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]) -> T:
-    """``make()``'s answer for ``key``, asked once: concurrent askers share the call in flight, a failure is asked
-    again by the next one, and no asker's cancellation cancels the call the others wait for."""
-    task = cache.get(key)
-    if task is None or (task.done() and task.exception() is not None):
-        task = asyncio.ensure_future(make())
-        cache[key] = task
-    return await asyncio.shield(task)
 
 
 class Projects:

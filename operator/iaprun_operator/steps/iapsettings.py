@@ -125,11 +125,9 @@ async def run(
 
 def _known(obj: ObjectView) -> bool:
     """Whether a pass of this generation read the settings and reported what they say."""
-    synced = cond.find(obj.status.get("conditions") or (), cond.IAP_SETTINGS_SYNCED) or {}
     access = obj.status.get("access")
     return (
-        synced.get("status") == "True"
-        and synced.get("observedGeneration") == obj.generation
+        cond.holds(obj.status.get("conditions") or (), cond.IAP_SETTINGS_SYNCED, obj.generation)
         and isinstance(access, Mapping)
         and "googleManagedClient" in access
     )

@@ -79,8 +79,7 @@ async def observe_and_plan(
 
 
 def _was_ready(status: Mapping[str, Any]) -> bool:
-    ready = cond.find(status.get("conditions") or (), cond.READY)
-    return bool(ready and ready.get("status") == "True")
+    return cond.holds(status.get("conditions") or (), cond.READY)
 
 
 def plan(
