@@ -6,9 +6,8 @@ the JSON format prints). A spec may hold a secret pasted as a literal env value,
 further than the objects (log pipelines, support bundles). ``SpecValueRedactor`` sits on the root logger's
 handlers, so it sees every record of every logger whatever the level, and cuts those parts out.
 
-Routine events: every timer tick of every object logs "Timer 'drift' succeeded." (1,000 objects at a 10 s
-tick: 100 lines a second), and every "come back later" while Cloud Run rolls out logs "failed temporarily"
-at ERROR. The first is dropped, the second kept at INFO; ``--verbose`` shows everything.
+Routine events: every "come back later" while Cloud Run rolls out logs "failed temporarily" at ERROR; it is
+kept at INFO (``--verbose`` shows everything).
 """
 
 from __future__ import annotations
@@ -49,10 +48,7 @@ def redact_spec_values() -> None:
 
 class RoutineFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith("Timer 'drift' succeeded"):
-            return False
-        if "failed temporarily" in message and record.levelno > logging.INFO:
+        if record.levelno > logging.INFO and "failed temporarily" in record.getMessage():
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 

@@ -143,6 +143,9 @@ async def write_status(
         log.warning("%s; the object gets another pass", error)
         state.status = None
         result.requeue, result.retry_after, result.message = Requeue.RETRY, None, str(error)
+    except BaseException:  # cancelled (the object's daemon stopped mid-pass): the write's fate is unknown
+        state.status = None
+        raise
 
 
 def post_events(result: Result, body: kopf.Body) -> None:
