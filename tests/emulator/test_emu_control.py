@@ -4,6 +4,7 @@ reset and state dump."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from typing import Any
 
@@ -144,3 +145,19 @@ def test_reset_isolates_hanging_requests(gcp_base_url: str, gcp_admin: AdminClie
     assert gcp_admin.stats()["inflight"] == 0
     assert gcp_admin.counts() == {}
     assert gcp_admin.state()["services"] == {}
+
+
+def test_a_request_cut_before_its_body_arrived_is_no_call(gcp_base_url: str, gcp_admin: AdminClient) -> None:
+    """A SIGKILLed operator's last request, cut mid-body, is not logged (Google records nothing it never received),
+    so the failover measure cannot take it for the new active replica's first call; no service is created."""
+    host, port = gcp_base_url.removeprefix("http://").split(":")
+    since = gcp_admin.last_seq()
+    head = (
+        f"POST {SVCS}?serviceId=cut HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 400\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(head.encode() + b'{"template": {')  # then the caller dies: the connection closes
+    st, _, _ = raw_request("GET", f"{gcp_base_url}{SVCS}/cut")  # answered after the cut request was handled
+    assert st == 404
+    assert [r["path"] for r in gcp_admin.requests(since=since)] == [f"{SVCS}/cut"]

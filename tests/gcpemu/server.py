@@ -34,6 +34,10 @@ log = logging.getLogger("gcpemu")
 _REGIONAL_API_PREFIX = {"run.googleapis.com"}
 
 
+class CallerGoneError(Exception):
+    """The caller's connection closed before its request body arrived: no call was made."""
+
+
 class Emulator:
     """The emulator: state, control plane and the aiohttp server. Use from one event loop."""
 
@@ -215,6 +219,9 @@ class Emulator:
             status = e.http
             err_status = e.status
             return self.error_response(e, path)
+        except CallerGoneError:  # a SIGKILLed operator's last request, cut before it arrived whole
+            epoch = -1  # not a call: nothing is logged, as Google records nothing it never received
+            raise
         except Exception as e:  # the emulator's own bug: still answer like Google's 500
             traceback.print_exc()
             status = 500
@@ -253,7 +260,10 @@ class Emulator:
         cfg = self.config
         # The whole request is received before any latency or hang, as by Google's front end: a client that
         # gives up during a hang does not take its request back, so a timed-out create still lands.
-        raw = await request.read() if request.body_exists else b""
+        try:
+            raw = await request.read() if request.body_exists else b""
+        except ConnectionResetError as error:
+            raise CallerGoneError from error
         extra = latency_for(cfg.latency, route.method_id) if cfg.latency else 0.0
         if extra > 0:
             await asyncio.sleep(extra)
