@@ -34,7 +34,8 @@ def test_no_function_in_the_operator_is_over_60_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["handlers.py", "passes.py", *sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "steps").glob("*.py"))]
+    "module",
+    ["handlers.py", "passes.py", *sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "steps").glob("*.py"))],
 )
 def test_wiring_and_step_modules_are_under_250_lines(module: str) -> None:
     lines = len((PACKAGE / module).read_text().splitlines())
