@@ -70,7 +70,12 @@ class ObjectExistence:
 
 def reason(error: ApiException) -> str:
     """The API server's own message (e.g. an RBAC refusal), else the HTTP status line."""
+    return api_message(error.body, f"{error.status} {error.reason}")
+
+
+def api_message(body: str | None, fallback: str) -> str:
+    """The ``message`` of the API server's Status answer ``body``, else ``fallback``."""
     try:
-        return str(json.loads(error.body or "")["message"])
+        return str(json.loads(body or "")["message"])
     except (TypeError, ValueError, KeyError):
-        return f"{error.status} {error.reason}"
+        return fallback

@@ -138,7 +138,7 @@ async def write_status(
     if not changes:
         return
     try:
-        await runtime.status.write(str(body.metadata.namespace), str(body.metadata.name), changes)
+        await runtime.status_writer.write(str(body.metadata.namespace), str(body.metadata.name), changes)
     except StatusWriteError as error:
         log.warning("%s; the object gets another pass", error)
         state.status = None

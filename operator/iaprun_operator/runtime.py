@@ -59,7 +59,7 @@ class Runtime:
     """Uids of objects this replica handed off to another shard: it never acts on them again."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set at clean-up: the shard assigner's threads end."""
-    status: StatusWriter = field(default_factory=StatusWriter)
+    status_writer: StatusWriter = field(default_factory=StatusWriter)
     """Writes each pass's status over kopf's session (set at each login)."""
 
     def lock(self, uid: str) -> asyncio.Lock:
@@ -79,7 +79,7 @@ async def login(shared: Runtime, **kwargs: Any) -> kopf.AiohttpSession | None:
     if info is None:
         return None
     session = kube_session(info, shared.settings.kube_connections)
-    shared.status.use(session.aiohttp_session, info.server)  # the status writes share kopf's session and pool
+    shared.status_writer.use(session.aiohttp_session, info.server)  # the status writes share kopf's session and pool
     return session
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from iaprun_operator.kube import GROUP, PLURAL, VERSION
+from iaprun_operator.kube import GROUP, PLURAL, VERSION, api_message
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (0.5, 1.0, 2.0)
@@ -78,20 +78,13 @@ class StatusWriter:
                     return False
                 if response.status < 300:
                     return True
-                detail = _message(await response.text())
+                text = await response.text()
+                detail = api_message(text, text[:500])
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _TransientError(f"{type(error).__name__}: {error}") from None
         if response.status in (401, 409, 429) or response.status >= 500:  # 401: a token kopf is renewing
             raise _TransientError(f"{response.status}: {detail}")
         raise StatusWriteError(f"the API server refused the status of {namespace}/{name}: {response.status} {detail}")
-
-
-def _message(text: str) -> str:
-    """The API server's own message from its Status answer (e.g. an RBAC refusal), else the start of the text."""
-    try:
-        return str(json.loads(text)["message"])
-    except (ValueError, KeyError, TypeError):
-        return text[:500]
 
 
 class _TransientError(Exception):

@@ -208,6 +208,7 @@ class Emulator:
         method_id = matched[0].method_id if matched else "unknown"
         status = 500
         err_status = ""
+        received = True
         try:
             if matched is None:
                 raise Html404Error()
@@ -220,7 +221,7 @@ class Emulator:
             err_status = e.status
             return self.error_response(e, path)
         except CallerGoneError:  # a SIGKILLed operator's last request, cut before it arrived whole
-            epoch = -1  # not a call: nothing is logged, as Google records nothing it never received
+            received = False  # not a call: nothing is logged, as Google records nothing it never received
             raise
         except Exception as e:  # the emulator's own bug: still answer like Google's 500
             traceback.print_exc()
@@ -229,7 +230,7 @@ class Emulator:
             return self.error_response(ApiError("INTERNAL", f"Internal error: {e!r}"), path)
         finally:
             self.inflight -= 1
-            if epoch == self.epoch:
+            if received and epoch == self.epoch:
                 self.log.add(
                     Entry(
                         seq=self.log.next_seq(),

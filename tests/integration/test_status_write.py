@@ -78,7 +78,7 @@ async def _runtime(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch, writer: St
     assert info is not None
     session = kube_session(info, 4)
     writer.use(session.aiohttp_session, info.server)
-    runtime = Runtime(settings=Settings(), status=writer)
+    runtime = Runtime(settings=Settings(), status_writer=writer)
     runtime.google, runtime.passes = object(), PassSlots(2)  # type: ignore[assignment]  # refused: no Google call
     try:
         yield runtime
@@ -161,7 +161,7 @@ def test_a_write_not_stored_leaves_no_cached_status_and_asks_for_another_pass(
     states: list[ObjectState] = []
 
     async def steps(runtime: Runtime) -> None:
-        runtime.status.server = "http://127.0.0.1:9"  # nothing listens: every attempt is refused
+        runtime.status_writer.server = "http://127.0.0.1:9"  # nothing listens: every attempt is refused
         state = ObjectState()
         results.append(await run_pass(runtime, body, NO_INDEX, state))
         states.append(state)
@@ -181,7 +181,7 @@ def test_the_writer_reports_a_gone_object_and_refuses_nothing_silently(
     answers: list[Any] = []
 
     async def steps(runtime: Runtime) -> None:
-        writer = runtime.status
+        writer = runtime.status_writer
         answers.append(await writer.write(namespace, "order", {"region": "asia-northeast1"}))
         answers.append(await writer.write(namespace, "gone", {"region": "asia-northeast1"}))
         with pytest.raises(StatusWriteError, match="refused"):
